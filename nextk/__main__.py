@@ -1,0 +1,3 @@
+from nextk.cli import main
+
+main()

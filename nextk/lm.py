@@ -1,0 +1,168 @@
+"""The one language-model interface (THEORY.md §1) and the helpers every implementation shares.
+
+Everything that assigns next-token probabilities — exact sources, trained networks, boosted and
+quantised models — satisfies `LanguageModel`, so measuring code never branches on type.
+
+Incremental decoding works on `State`: a batch of decoder states whose every tensor has the batch
+as its first axis, so a state can be indexed (`state[idx]`) and repeated (`state.repeat(n)`) to
+branch many continuations from one prefix. A state always carries the next-token log-probabilities
+of the prefix it has read (`state.log_probs`, shape (batch, vocab)): `start(batch)` gives the
+empty prefix, `step(state, tokens)` reads one token per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from nextk.errors import InputError
+
+
+@dataclass(frozen=True)
+class State:
+    """Decoder states for a batch. Every tensor in `tensors` has the batch as axis 0."""
+
+    tensors: dict[str, Tensor]
+
+    @property
+    def log_probs(self) -> Tensor:
+        """log q(v | prefix read so far), shape (batch, vocab)."""
+        return self.tensors["log_probs"]
+
+    @property
+    def batch_size(self) -> int:
+        return self.log_probs.shape[0]
+
+    def __getitem__(self, idx) -> State:
+        if isinstance(idx, int):
+            idx = slice(idx, idx + 1)
+        return State({k: v[idx] for k, v in self.tensors.items()})
+
+    def repeat(self, n: int) -> State:
+        """Each row repeated n times consecutively: row b becomes rows b*n … b*n+n−1."""
+        return State({k: v.repeat_interleave(n, dim=0) for k, v in self.tensors.items()})
+
+    @staticmethod
+    def cat(states: list[State]) -> State:
+        keys = states[0].tensors.keys()
+        return State({k: torch.cat([s.tensors[k] for s in states], dim=0) for k in keys})
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """Next-token conditionals q(v | x_{<t}) over the alphabet {0, …, vocab_size−1} (THEORY.md §1)."""
+
+    vocab_size: int
+
+    def log_probs(self, x: Tensor) -> Tensor:
+        """x: LongTensor (batch, pos) → log q(v | x_{<t}) for every t, shape (batch, pos, vocab)."""
+        ...
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """log q̄ of whole strings x (batch, pos), float64 (batch,)."""
+        ...
+
+    def sample(self, num: int, length: int | None = None, *, generator=None, prefix=None) -> Tensor:
+        """num strings of `length` tokens (batch, pos); `prefix` (pos0,) or (num, pos0) is kept."""
+        ...
+
+    def start(self, batch: int) -> State: ...
+
+    def step(self, state: State, tokens: Tensor) -> tuple[State, Tensor]: ...
+
+
+# ---- helpers shared by implementations (functions, not a base class) -------------------------------
+
+
+def check_tokens(x: Tensor, vocab_size: int, length: int | None = None, name: str = "x") -> Tensor:
+    """Validate a batch of token strings; returns it as int64 (batch, pos)."""
+    if not isinstance(x, Tensor):
+        x = torch.as_tensor(x)
+    if x.dim() == 1:
+        x = x.unsqueeze(0)
+    if x.dim() != 2:
+        raise InputError(f"{name} must have shape (batch, pos), got {tuple(x.shape)}")
+    if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise InputError(f"{name} must hold integer token ids, got dtype {x.dtype}")
+    x = x.long()
+    if x.numel() and (x.min() < 0 or x.max() >= vocab_size):
+        bad = x[(x < 0) | (x >= vocab_size)][0].item()
+        raise InputError(f"{name} holds token id {bad}, outside the vocabulary 0..{vocab_size - 1}")
+    if length is not None and x.shape[1] > length:
+        raise InputError(f"{name} has {x.shape[1]} positions but this model's length is {length}")
+    return x
+
+
+def gather_log_prob(log_probs: Tensor, x: Tensor) -> Tensor:
+    """Sum of log q(x_t | x_{<t}) over t (chain rule), float64 (batch,)."""
+    picked = log_probs.gather(-1, x.unsqueeze(-1)).squeeze(-1).double()  # (B, T)
+    return picked.sum(dim=1)
+
+
+def log_probs_by_steps(model: LanguageModel, x: Tensor) -> Tensor:
+    """Reference path: log_probs through start/step, one position at a time. (B, T, V)."""
+    state = model.start(x.shape[0])
+    out = []
+    for t in range(x.shape[1]):
+        out.append(state.log_probs)
+        state, _ = model.step(state, x[:, t])
+    return torch.stack(out, dim=1)
+
+
+def states_along(model: LanguageModel, x: Tensor) -> list[State]:
+    """States after reading x[:, :t] for t = 0 … T: the cache that advantage estimation branches from."""
+    state = model.start(x.shape[0])
+    states = [state]
+    for t in range(x.shape[1]):
+        state, _ = model.step(state, x[:, t])
+        states.append(state)
+    return states
+
+
+def sample_categorical(log_probs: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One draw per row from exp(log_probs) (batch, vocab) → (batch,)."""
+    probs = log_probs.double().exp()
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def normalize_prefix(prefix, num: int, vocab_size: int) -> Tensor:
+    if prefix is None:
+        return torch.zeros(num, 0, dtype=torch.long)
+    prefix = torch.as_tensor(prefix)
+    if prefix.dim() == 1:
+        prefix = prefix.unsqueeze(0).expand(num, -1)
+    prefix = check_tokens(prefix, vocab_size, name="prefix")
+    if prefix.shape[0] != num:
+        raise InputError(f"prefix has {prefix.shape[0]} rows, expected 1 or num={num}")
+    return prefix
+
+
+def sample_by_steps(
+    model: LanguageModel, num: int, length: int, generator: torch.Generator | None, prefix=None
+) -> Tensor:
+    """Ancestral sampling through start/step; the prefix is read, then kept in the output."""
+    if length < 0 or num < 0:
+        raise InputError(f"num and length must be non-negative, got num={num}, length={length}")
+    prefix = normalize_prefix(prefix, num, model.vocab_size)
+    if prefix.shape[1] > length:
+        raise InputError(f"prefix has {prefix.shape[1]} tokens, more than length={length}")
+    out = torch.empty(num, length, dtype=torch.long)
+    state = model.start(num)
+    for t in range(length):
+        tok = prefix[:, t] if t < prefix.shape[1] else sample_categorical(state.log_probs, generator)
+        out[:, t] = tok
+        if t + 1 < length:
+            state, _ = model.step(state, tok)
+    return out
+
+
+def make_generator(seed: int | torch.Generator | None) -> torch.Generator:
+    """An explicit generator from a seed (library code never touches global random state)."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    g = torch.Generator()
+    g.manual_seed(0 if seed is None else int(seed))
+    return g

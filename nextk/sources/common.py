@@ -1,0 +1,102 @@
+"""Plumbing every exact source shares: encoding, chain-rule log-probabilities, sampling.
+
+A source is an exact language model (THEORY.md §1): float64 conditionals that are the true ones.
+Concrete sources implement `start`/`step` (and may override `sample` with a faster exact sampler);
+`TokenSource` derives the rest of the LanguageModel interface from them. After a prefix of
+probability zero the conditional is undefined; sources then return uniform rows so that every row
+still sums to 1, and the zero shows up where it belongs, in the token that made the prefix impossible.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from nextk.errors import InputError
+from nextk.lm import State, check_tokens, gather_log_prob, make_generator, sample_by_steps
+
+
+class TokenSource:
+    """Shared plumbing for sources (not an interface): needs vocab, length, start, step."""
+
+    vocab: list[str]
+    length: int
+    exact: bool = True
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def encode(self, text: str) -> Tensor:
+        """String → LongTensor (pos,). Tokens are single characters of `vocab`."""
+        index = {tok: i for i, tok in enumerate(self.vocab)}
+        try:
+            return torch.tensor([index[c] for c in text], dtype=torch.long)
+        except KeyError as e:
+            raise InputError(f"character {e.args[0]!r} is not in this source's vocabulary {self.vocab}") from None
+
+    def decode(self, tokens: Tensor) -> str | list[str]:
+        """LongTensor (pos,) → string; (batch, pos) → list of strings."""
+        tokens = torch.as_tensor(tokens)
+        if tokens.dim() == 2:
+            return [self.decode(row) for row in tokens]
+        return "".join(self.vocab[int(i)] for i in tokens)
+
+    def log_probs(self, x: Tensor) -> Tensor:
+        x = check_tokens(x, self.vocab_size, self.length)
+        state = self.start(x.shape[0])
+        out = []
+        for t in range(x.shape[1]):
+            out.append(state.log_probs)
+            if t + 1 < x.shape[1]:
+                state, _ = self.step(state, x[:, t])
+        if not out:
+            return torch.zeros(x.shape[0], 0, self.vocab_size, dtype=torch.float64)
+        return torch.stack(out, dim=1)  # (B, T, V)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        x = check_tokens(x, self.vocab_size, self.length)
+        return gather_log_prob(self.log_probs(x), x)
+
+    def sample(self, num: int, length: int | None = None, *, generator=None, prefix=None) -> Tensor:
+        length = self._length(length)
+        return sample_by_steps(self, num, length, make_generator(generator), prefix)
+
+    def _length(self, length: int | None) -> int:
+        if length is None:
+            return self.length
+        if not 0 <= length <= self.length:
+            raise InputError(f"length={length} but this source's documents have {self.length} tokens")
+        return length
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size}, length={self.length})"
+
+
+def log_weights_to_log_probs(log_w: Tensor) -> Tensor:
+    """Normalise rows of log-weights (B, V); rows with no mass become uniform (undefined conditional)."""
+    total = torch.logsumexp(log_w, dim=-1, keepdim=True)
+    dead = torch.isneginf(total).squeeze(-1)
+    out = log_w - total
+    if dead.any():
+        out[dead] = -math.log(log_w.shape[-1])
+    return out
+
+
+def counts_to_log_probs(counts: Tensor) -> Tensor:
+    """Exact integer counts (B, V) → log conditionals in float64; all-zero rows become uniform."""
+    counts = counts.to(torch.float64)
+    return log_weights_to_log_probs(counts.log())
+
+
+def digits_to_int(tokens: Tensor) -> Tensor:
+    """Rows of decimal digit tokens (B, d) → int64 values (B,)."""
+    d = tokens.shape[1]
+    powers = 10 ** torch.arange(d - 1, -1, -1, dtype=torch.long)
+    return (tokens.long() * powers).sum(dim=1)
+
+
+def new_state(log_probs: Tensor, **tensors: Tensor) -> State:
+    return State({"log_probs": log_probs, **tensors})

@@ -1,0 +1,178 @@
+"""Factorization source (THEORY.md §7): N = p·q for independent uniform d-digit primes."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import sympy
+import torch
+from torch import Tensor
+
+from nextk.distinguishers.checks import SupportCheck, clip
+from nextk.errors import TooLargeError, check_option
+from nextk.lm import State, make_generator
+from nextk.sources.common import TokenSource
+from nextk.sources.finite import FiniteSupport
+from nextk.sources.numbers import digit_primes, random_digit_prime
+
+TEMPLATES = {
+    ("compact", "product_first"): "{N}={p}*{q}",
+    ("compact", "factors_first"): "{p}*{q}={N}",
+    ("paper", "product_first"): "The prime factors of {N} are {p} × {q}.",
+    ("paper", "factors_first"): "The product of {p} and {q} is {N}.",
+}
+PAD = {"compact": ".", "paper": " "}
+MAX_EXACT_DIGITS = 4  # 563,391 prime pairs at d = 4
+
+
+class Factorization(TokenSource):
+    """N = p·q for independent uniform d-digit primes p, q, written with the factors in
+    non-increasing order (p ≥ q) and padded to a fixed length.
+
+    order="product_first" writes N before its factors — exact autoregressive conditionals then need
+    the factors of N, which is the barrier (THEORY.md §7); "factors_first" writes p, q, then N.
+    With π the number of d-digit primes, a document with p > q has probability 2/π², p = q 1/π².
+    `sample` works for any d (draw two primes, multiply); exact conditionals enumerate the prime
+    pairs (d ≤ 4) and refuse beyond.
+
+    >>> src = Factorization(digits=1)                       # primes 2, 3, 5, 7: π = 4
+    >>> src.length, src.decode(src.encode("35=7*5."))
+    (6, '35=7*5')
+    >>> round(src.log_prob(src.encode("35=7*5")).exp().item() * 16, 9)      # 2/16
+    2.0
+    >>> round(src.log_prob(src.encode("9=3*3.")).exp().item() * 16, 9)      # 1/16
+    1.0
+    >>> Factorization(digits=1, order="factors_first").encode("3*3=9").tolist()    # padded with '.'
+    [3, 10, 3, 12, 9, 11]
+    """
+
+    def __init__(self, digits: int = 2, order: str = "product_first", template: str = "compact"):
+        check_option("order", order, ("product_first", "factors_first"))
+        check_option("template", template, ("compact", "paper"))
+        if digits < 1:
+            raise ValueError(f"digits must be ≥ 1, got {digits}")
+        self.digits, self.order, self.template = digits, order, template
+        self.pattern, self.pad = TEMPLATES[(template, order)], PAD[template]
+        self.length = len(self.pattern.format(N="0" * 2 * digits, p="0" * digits, q="0" * digits))
+        extra = sorted(set(self.pattern.format(N="", p="", q="")) | {self.pad})
+        self.vocab = list("0123456789") + [c for c in extra if not c.isdigit()]
+        self._support: FiniteSupport | None = None
+        self.checks = {"arithmetic": ArithmeticCheck(self), "support": SupportCheck(self)}
+
+    def encode(self, text: str) -> Tensor:
+        return super().encode(text.ljust(self.length, self.pad))
+
+    def decode(self, tokens: Tensor):
+        out = super().decode(tokens)
+        return [s.rstrip(self.pad) for s in out] if isinstance(out, list) else out.rstrip(self.pad)
+
+    def render(self, p: int, q: int) -> str:
+        p, q = max(p, q), min(p, q)
+        return self.pattern.format(N=p * q, p=p, q=q).ljust(self.length, self.pad)
+
+    @property
+    def support(self) -> FiniteSupport:
+        """All prime pairs with integer weights (2 for p > q, 1 for p = q); d ≤ 4."""
+        if self._support is None:
+            if self.digits > MAX_EXACT_DIGITS:
+                n = int(sympy.primepi(10**self.digits) - sympy.primepi(10 ** (self.digits - 1)))
+                raise TooLargeError(
+                    f"exact Factorization conditionals enumerate prime pairs: {n * (n + 1) // 2:,} pairs "
+                    f"for digits={self.digits}; the limit is digits ≤ {MAX_EXACT_DIGITS}. Sampling works for any d."
+                )
+            primes = digit_primes(self.digits).numpy()
+            i, j = np.triu_indices(len(primes))  # i ≤ j: p = primes[j] ≥ q = primes[i]
+            p, q = primes[j], primes[i]
+            texts = [self.pattern.format(N=a * b, p=a, q=b).ljust(self.length, self.pad) for a, b in zip(p, q)]
+            table = np.zeros(0x10000, dtype=np.int64)
+            for idx, ch in enumerate(self.vocab):
+                table[ord(ch)] = idx
+            codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+            strings = table[codes].reshape(len(texts), self.length)
+            self._support = FiniteSupport(strings, np.where(i == j, 1, 2), self.vocab_size)
+        return self._support
+
+    def start(self, batch: int) -> State:
+        return self.support.start(batch)
+
+    def step(self, state: State, tokens: Tensor) -> tuple[State, Tensor]:
+        return self.support.step(state, tokens)
+
+    def sample(self, num: int, length: int | None = None, *, generator=None, prefix=None) -> Tensor:
+        """Non-autoregressive exact sampler: draw two primes, multiply (any d)."""
+        length = self._length(length)
+        if prefix is not None:
+            return super().sample(num, length, generator=generator, prefix=prefix)
+        g = make_generator(generator)
+        if self.digits <= MAX_EXACT_DIGITS:
+            return self.support.sample(num, g)[:, :length]
+        rows = [self.encode(self.render(random_digit_prime(self.digits, g), random_digit_prime(self.digits, g)))
+                for _ in range(num)]
+        return torch.stack(rows)[:, :length] if rows else torch.zeros(0, length, dtype=torch.long)
+
+
+class ArithmeticCheck:
+    """Polynomial-time validity of whatever the window completes: the text follows the template,
+    each completed number has the right digit count (no leading zero), completed factors are prime,
+    p divides N once both are written, p·q = N and p ≥ q once all three are, and padding follows.
+    The prefix is read to parse the fields; nothing after the window is."""
+
+    def __init__(self, source: Factorization):
+        self.source = source
+        self.parts = [p for p in re.split(r"(\{[Npq]\})", source.pattern) if p]
+
+    def __call__(self, x: Tensor, start, k: int) -> Tensor:
+        x, starts = clip(x, start, k)
+        vocab, n = self.source.vocab, self.source.length
+        ends = (starts + k).tolist()
+        texts = ["".join(vocab[i] for i in row[:e]) for row, e in zip(x.tolist(), ends)]
+        return torch.tensor([self.valid_prefix(s, e == n) for s, e in zip(texts, ends)], dtype=torch.bool)
+
+    def parse(self, s: str, full: bool) -> tuple[dict[str, str], tuple[str, str] | None] | None:
+        """(completed fields, the field still being written) of the prefix s; None if s departs
+        from the template."""
+        i, done = 0, {}
+        for part in self.parts:
+            if part.startswith("{"):
+                j = i
+                while j < len(s) and s[j].isdigit():
+                    j += 1
+                if j == len(s) and not full:
+                    return done, (part[1], s[i:j])  # still being written
+                done[part[1]] = s[i:j]
+                i = j
+            else:
+                for c in part:
+                    if i == len(s):
+                        return done, None
+                    if s[i] != c:
+                        return None
+                    i += 1
+        return (done, None) if all(c == self.source.pad for c in s[i:]) else None
+
+    def valid_prefix(self, s: str, full: bool) -> bool:
+        """Is s consistent with some valid document, judged only on what s completes?"""
+        d = self.source.digits
+        parsed = self.parse(s, full)
+        if parsed is None:
+            return False
+        fields, partial = parsed
+        if partial is not None:
+            name, v = partial
+            if len(v) > (2 * d if name == "N" else d) or v.startswith("0"):
+                return False
+        for name, v in fields.items():
+            lo, hi = (2 * d - 1, 2 * d) if name == "N" else (d, d)
+            if not lo <= len(v) <= hi or v[0] == "0":
+                return False
+        vals = {name: int(v) for name, v in fields.items()}
+        if any(name in vals and not sympy.isprime(vals[name]) for name in "pq"):
+            return False
+        if "p" in vals and "N" in vals and vals["N"] % vals["p"]:
+            return False
+        if len(vals) == 3 and (vals["p"] * vals["q"] != vals["N"] or vals["p"] < vals["q"]):
+            return False
+        if "p" in vals and "q" in vals and vals["p"] < vals["q"]:
+            return False
+        return True

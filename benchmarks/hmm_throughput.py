@@ -34,8 +34,10 @@ def main(n_states=16, vocab=16, num=1000, length=256):
     t_ref, theirs = best_of(lambda: np.array([ref.score(row.reshape(-1, 1)) for row in xs]))
     err = np.abs(ours.numpy() - theirs).max()
     tokens = num * length
-    print(f"| HMM log-prob ({n_states} states, {vocab} symbols, {num}×{length}) | nextk {tokens / t_ours:,.0f} tok/s "
-          f"| hmmlearn {tokens / t_ref:,.0f} tok/s | speed-up {t_ref / t_ours:.1f}× | max |Δ log p| {err:.1e} |")
+    print(
+        f"| HMM log-prob ({n_states} states, {vocab} symbols, {num}×{length}) | nextk {tokens / t_ours:,.0f} tok/s "
+        f"| hmmlearn {tokens / t_ref:,.0f} tok/s | speed-up {t_ref / t_ours:.1f}× | max |Δ log p| {err:.1e} |"
+    )
     return t_ref / t_ours
 
 

@@ -4,5 +4,13 @@ from nextk.errors import CheckpointError, InputError, NotExactError, TooLargeErr
 from nextk.lm import LanguageModel, State
 from nextk.stats import Estimate
 
-__all__ = ["LanguageModel", "State", "Estimate", "InputError", "TooLargeError", "NotExactError",
-           "CheckpointError", "TrainingError"]
+__all__ = [
+    "LanguageModel",
+    "State",
+    "Estimate",
+    "InputError",
+    "TooLargeError",
+    "NotExactError",
+    "CheckpointError",
+    "TrainingError",
+]

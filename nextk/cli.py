@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import sys
 from pathlib import Path
 
 import typer
@@ -14,8 +13,11 @@ from rich.table import Table
 from nextk.errors import InputError
 from nextk.sources import SOURCES
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Exact tests of what next-token prediction can and cannot do (Cao & Vempala).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Exact tests of what next-token prediction can and cannot do (Cao & Vempala).",
+)
 console = Console()
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -26,6 +28,8 @@ def source_params(name: str) -> dict[str, inspect.Parameter]:
 
 def parse_params(name: str, args: list[str]) -> dict:
     """`--digits 3 --order factors_first` → {"digits": 3, "order": "factors_first"} typed by defaults."""
+    if name not in SOURCES:
+        raise InputError(f"unknown source {name!r}; choose one of {sorted(SOURCES)}")
     params = source_params(name)
     out, i = {}, 0
     while i < len(args):
@@ -52,8 +56,7 @@ def _auto(raw: str):
 
 
 def build_source(name: str, params: dict):
-    if name not in SOURCES:
-        raise InputError(f"unknown source {name!r}; choose one of {sorted(SOURCES)}")
+    parse_params(name, [])  # validates the name
     return SOURCES[name](**params)
 
 
@@ -69,7 +72,7 @@ def sources():
     table.add_column("source")
     table.add_column("parameters (defaults)")
     table.add_column("exact")
-    for name, ctor in SOURCES.items():
+    for name in SOURCES:
         params = ", ".join(
             f"{k}={v.default!r}" if v.default is not inspect.Parameter.empty else k
             for k, v in source_params(name).items()
@@ -79,21 +82,25 @@ def sources():
 
 
 @app.command(context_settings=EXTRA)
-def sample(ctx: typer.Context, source: str = typer.Argument("dyck", help="source name (see `nextk sources`)"),
-           num: int = typer.Option(5, help="number of documents"),
-           seed: int = typer.Option(0, help="random seed"),
-           as_json: bool = typer.Option(False, "--json", help="machine-readable output")):
+def sample(
+    ctx: typer.Context,
+    source: str = typer.Argument("dyck", help="source name (see `nextk sources`)"),
+    num: int = typer.Option(5, help="number of documents"),
+    seed: int = typer.Option(0, help="random seed"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+):
     """Print decoded samples of SOURCE with their exact log-probabilities. Extra `--param value`
     pairs set the source's parameters, e.g. `nextk sample factorization --digits 3`."""
     try:
-        src = build_source(source, parse_params(source, ctx.args))
+        params = parse_params(source, ctx.args)
+        src = build_source(source, params)
         x = src.sample(num, generator=seed)
         lps = src.log_prob(x).tolist() if getattr(src, "exact", True) else [None] * num
     except ValueError as e:
         fail(e)
     rows = [{"text": t, "log_prob": lp} for t, lp in zip(src.decode(x), lps)]
     if as_json:
-        print(json.dumps({"source": source, "params": parse_params(source, ctx.args), "samples": rows}, indent=2))
+        print(json.dumps({"source": source, "params": params, "samples": rows}, indent=2))
         return
     table = Table(title=f"{num} samples of {src!r}")
     table.add_column("document")
@@ -101,6 +108,160 @@ def sample(ctx: typer.Context, source: str = typer.Argument("dyck", help="source
     for r in rows:
         table.add_row(repr(r["text"]), "n/a" if r["log_prob"] is None else f"{r['log_prob']:.6f}")
     console.print(table)
+
+
+def out_dir(out: Path | None, name: str) -> Path:
+    from datetime import datetime
+
+    if out is not None:
+        return out
+    return Path("nextk-runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(None, help="output folder (default: ./nextk-runs/demo-…)"),
+    seed: int = typer.Option(0, help="random seed"),
+    steps: int = typer.Option(None, help="training steps per model (default 500)"),
+    num_docs: int = typer.Option(None, help="documents per advantage estimate (default 200)"),
+    progress: bool = typer.Option(True, help="show progress bars"),
+):
+    """The main job: train two GRU sizes on a Dyck language; per model print the excess loss and, for
+    k = 1, 2, 4, 8, checker / learned / TV advantages against the Theorem 3 bound. Writes
+    config.json, results.json and plots."""
+    from nextk.experiment import DemoConfig, run_demo
+    from nextk.report import draw, model_table
+
+    cfg = DemoConfig(seed=seed)
+    if steps is not None:
+        cfg.steps = steps
+    if num_docs is not None:
+        cfg.num_docs = num_docs
+    folder = out_dir(out, cfg.run_name())
+    console.print(f"nextk demo → [bold]{folder}[/bold]")
+    results = run_demo(cfg, folder, log=console.print, progress=progress)
+    for m in results["models"]:
+        console.print(model_table(m))
+    plots = draw(folder)
+    console.print(
+        f"finished in {results['seconds']:.0f} s; wrote {folder}/config.json, results.json, "
+        + ", ".join(p.name for p in plots)
+    )
+
+
+@app.command("train", context_settings=EXTRA)
+def train_cmd(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., help="source name"),
+    model: str = typer.Option("gru", help="gru | lstm | paper_rnn | transformer"),
+    hidden: int = typer.Option(32, help="hidden width (gru/lstm/paper_rnn) or d_model (transformer)"),
+    layers: int = typer.Option(1, help="layers (gru/lstm/transformer)"),
+    size: int = typer.Option(0, help="paper_rnn: total nodes (default 2·hidden)"),
+    steps_per_token: int = typer.Option(1, help="paper_rnn: internal steps per token"),
+    heads: int = typer.Option(4, help="transformer: attention heads"),
+    steps: int = typer.Option(500, help="optimiser steps"),
+    batch_size: int = typer.Option(64),
+    lr: float = typer.Option(3e-3),
+    data: int = typer.Option(None, help="fixed dataset of this many documents (default: fresh samples)"),
+    eval_every: int = typer.Option(50),
+    patience: int = typer.Option(None, help="early stop after this many flat evals"),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(None, help="run folder (checkpoint, results.json)"),
+    as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
+):
+    """Train a model on SOURCE (extra `--param value` pairs set the source); resumes if OUT holds a checkpoint."""
+    from nextk.models import MODELS
+    from nextk.train import train
+
+    try:
+        src = build_source(source, parse_params(source, ctx.args))
+        if model not in MODELS or model == "ngram":
+            raise InputError(f"unknown model {model!r}; choose gru, lstm, paper_rnn or transformer")
+        kwargs = {
+            "gru": dict(hidden=hidden, layers=layers),
+            "lstm": dict(hidden=hidden, layers=layers),
+            "paper_rnn": dict(size=size or 2 * hidden, hidden=hidden, steps_per_token=steps_per_token),
+            "transformer": dict(d_model=hidden, layers=layers, heads=heads, max_len=src.length),
+        }[model]
+        net = MODELS[model](src.vocab_size, **kwargs, seed=seed)
+        folder = out_dir(out, f"train-{source}-{model}-seed{seed}")
+        res = train(
+            net,
+            src,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            data=data,
+            eval_every=eval_every,
+            patience=patience,
+            checkpoint=folder,
+            progress=not as_json,
+        )
+    except ValueError as e:
+        fail(e)
+    summary = {
+        "source": source,
+        "source_params": parse_params(source, ctx.args),
+        "model": model,
+        "config": net.config,
+        "parameters": net.num_parameters,
+        "checkpoint": str(folder / "model.safetensors"),
+        **res.to_dict(),
+    }
+    (folder / "results.json").write_text(json.dumps(summary, indent=2))
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    last = res.history[-1] if res.history else {}
+    console.print(f"trained {res.steps} steps ({res.stopped}) in {res.seconds:.1f} s → {folder}")
+    if "excess_loss" in last:
+        e = last["excess_loss"]
+        console.print(f"excess loss {e['value']:.5f} [{e['low']:.5f}, {e['high']:.5f}] nats/token")
+
+
+@app.command("eval", context_settings=EXTRA)
+def eval_cmd(
+    ctx: typer.Context,
+    checkpoint: Path = typer.Argument(..., help="model.safetensors (or its run folder)"),
+    source: str = typer.Argument(..., help="source name"),
+    k: str = typer.Option("1,2,4,8", help="window sizes, comma separated"),
+    num_docs: int = typer.Option(200),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
+):
+    """Measure a trained model: excess loss, checker / learned / TV advantages, Theorem 3 bound."""
+    from nextk.checkpoint import load_model
+    from nextk.experiment import measure_model
+    from nextk.report import model_table
+
+    try:
+        src = build_source(source, parse_params(source, ctx.args))
+        path = checkpoint / "model.safetensors" if checkpoint.is_dir() else checkpoint
+        net = load_model(path, vocab_size=src.vocab_size)
+        ks = [int(v) for v in k.split(",")]
+        for kk in ks:
+            if not 1 <= kk <= src.length:
+                raise InputError(f"window size k={kk} must be between 1 and the document length {src.length}")
+        res = measure_model(
+            src, net, ks, num_docs=num_docs, seed=seed, log=(lambda *a: None) if as_json else console.print
+        )
+    except ValueError as e:
+        fail(e)
+    res = {"name": net.family, "parameters": net.num_parameters, **res}
+    if as_json:
+        print(json.dumps(res, indent=2))
+    else:
+        console.print(model_table(res))
+
+
+@app.command()
+def plot(folder: Path = typer.Argument(..., help="a run folder holding results.json")):
+    """Redraw a run's plots from its results.json (no retraining)."""
+    from nextk.report import draw
+
+    for p in draw(folder):
+        console.print(f"wrote {p}")
 
 
 def main():

@@ -108,7 +108,8 @@ def log_probs_by_steps(model: LanguageModel, x: Tensor) -> Tensor:
     out = []
     for t in range(x.shape[1]):
         out.append(state.log_probs)
-        state, _ = model.step(state, x[:, t])
+        if t + 1 < x.shape[1]:
+            state, _ = model.step(state, x[:, t])
     return torch.stack(out, dim=1)
 
 

@@ -56,8 +56,9 @@ def require_exact(p) -> None:
         raise NotExactError(f"{p!r} has no exact probabilities; KL against it cannot be computed")
 
 
-def kl(p, q: LanguageModel, *, num_docs: int = 1000, seed: int | torch.Generator = 0,
-       estimator: str = "sample") -> Estimate:
+def kl(
+    p, q: LanguageModel, *, num_docs: int = 1000, seed: int | torch.Generator = 0, estimator: str = "sample"
+) -> Estimate:
     """KL(p̄ ‖ q̄) in nats for whole documents of p.length tokens.
 
     estimator="sample": mean of log p̄(x) − log q̄(x) over num_docs x ~ p̄, with a 95% interval;

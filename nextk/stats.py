@@ -28,7 +28,9 @@ class Estimate:
     def __str__(self) -> str:
         if self.stderr == 0.0:
             return f"{self.value:.4g} (exact, {self.method})"
-        return f"{self.value:.4g} ± {Z95 * self.stderr:.2g} [{self.low:.4g}, {self.high:.4g}] (n={self.n}, {self.method})"
+        return (
+            f"{self.value:.4g} ± {Z95 * self.stderr:.2g} [{self.low:.4g}, {self.high:.4g}] (n={self.n}, {self.method})"
+        )
 
     def map(self, f, method: str | None = None) -> Estimate:
         """Push a monotone non-decreasing f through the value and the interval ends."""

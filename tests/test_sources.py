@@ -10,7 +10,7 @@ import torch
 from nextk.errors import InputError, NotExactError, TooLargeError
 from nextk.lm import log_probs_by_steps
 from nextk.measure import all_strings, entropy, kl, support
-from nextk.sources import HMM, Addition, Dyck, Factorization, Primes, RandomNumber, Text
+from nextk.sources import HMM, Addition, Dyck, Factorization, Parity, Primes, RandomNumber, Text
 
 TINY = {
     "hmm": lambda: HMM.random(3, 3, 5, seed=1),
@@ -20,6 +20,7 @@ TINY = {
     "factorization_ff": lambda: Factorization(digits=1, order="factors_first"),
     "primes": lambda: Primes(digits=3),
     "random_number": lambda: RandomNumber(digits=3),
+    "parity": lambda: Parity(block=3, length=7),
 }
 
 
@@ -53,8 +54,12 @@ def test_conditionals_normalised_and_chain_rule(src):
     for b, row in enumerate(x):
         for t in range(src.length):
             marg_t = pfull[(full[:, :t] == row[:t]).all(1)].sum()
-            nxt = torch.stack([pfull[(full[:, : t + 1] == torch.cat([row[:t], torch.tensor([v])])).all(1)].sum()
-                               for v in range(src.vocab_size)])
+            nxt = torch.stack(
+                [
+                    pfull[(full[:, : t + 1] == torch.cat([row[:t], torch.tensor([v])])).all(1)].sum()
+                    for v in range(src.vocab_size)
+                ]
+            )
             assert torch.allclose(lp[b, t].exp(), nxt / marg_t, rtol=1e-9, atol=1e-15)
 
 
@@ -108,7 +113,7 @@ def test_checkers_accept_samples_reject_corruptions(src):
             bad = samples.clone()
             bad[:, t] = torch.randint(0, src.vocab_size, (len(bad),), generator=g)
             impossible = torch.isneginf(src.log_prob(bad))
-            if name in ("support", "valid", "leading_digit"):  # exact checkers: reject all impossible
+            if name in ("support", "valid", "leading_digit", "parity"):  # exact checkers: reject all impossible
                 assert not check(bad, 0, n)[impossible].any(), name
             else:  # arithmetic checkers judge the complete document: every impossible one fails
                 assert not check(bad, 0, n)[impossible].any(), name

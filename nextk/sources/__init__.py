@@ -5,6 +5,7 @@ from nextk.sources.factorization import Factorization
 from nextk.sources.finite import FiniteSupport
 from nextk.sources.hmm import HMM
 from nextk.sources.numbers import Addition, Primes, RandomNumber
+from nextk.sources.parity import Parity
 from nextk.sources.text import Text
 
 SOURCES = {
@@ -14,7 +15,19 @@ SOURCES = {
     "factorization": Factorization,
     "primes": Primes,
     "random_number": RandomNumber,
+    "parity": Parity,
     "text": Text,
 }
 
-__all__ = ["HMM", "Dyck", "Addition", "Factorization", "Primes", "RandomNumber", "Text", "FiniteSupport", "SOURCES"]
+__all__ = [
+    "HMM",
+    "Dyck",
+    "Addition",
+    "Factorization",
+    "Primes",
+    "RandomNumber",
+    "Text",
+    "Parity",
+    "FiniteSupport",
+    "SOURCES",
+]

@@ -77,7 +77,9 @@ class Dyck(TokenSource):
         top = stack.gather(1, (depth - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
         ok = torch.where(is_open, depth < self.max_depth, (depth > 0) & (top == kind))
         rows = torch.arange(len(tokens))
-        stack[rows, depth.clamp(max=self.max_depth)] = torch.where(is_open, kind, stack[rows, depth.clamp(max=self.max_depth)])
+        stack[rows, depth.clamp(max=self.max_depth)] = torch.where(
+            is_open, kind, stack[rows, depth.clamp(max=self.max_depth)]
+        )
         depth = torch.where(is_open, depth + 1, depth - 1).clamp(0, self.max_depth)
         new = self._state(stack, depth, pos + 1, dead | ~ok)
         return new, new.log_probs

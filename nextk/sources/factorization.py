@@ -107,8 +107,10 @@ class Factorization(TokenSource):
         g = make_generator(generator)
         if self.digits <= MAX_EXACT_DIGITS:
             return self.support.sample(num, g)[:, :length]
-        rows = [self.encode(self.render(random_digit_prime(self.digits, g), random_digit_prime(self.digits, g)))
-                for _ in range(num)]
+        rows = [
+            self.encode(self.render(random_digit_prime(self.digits, g), random_digit_prime(self.digits, g)))
+            for _ in range(num)
+        ]
         return torch.stack(rows)[:, :length] if rows else torch.zeros(0, length, dtype=torch.long)
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nextk.distinguishers.checks import SupportCheck
 from nextk.errors import InputError
 from nextk.lm import State
 from nextk.sources.common import TokenSource, log_weights_to_log_probs, new_state
-from nextk.distinguishers.checks import SupportCheck
 
 
 class HMM(TokenSource):
@@ -34,8 +34,10 @@ class HMM(TokenSource):
         self.emit = torch.as_tensor(emit, dtype=torch.float64)
         s, v = self.emit.shape
         if self.start_p.shape != (s,) or self.trans.shape != (s, s):
-            raise InputError(f"HMM shapes disagree: start {tuple(self.start_p.shape)}, "
-                             f"trans {tuple(self.trans.shape)}, emit {tuple(self.emit.shape)}")
+            raise InputError(
+                f"HMM shapes disagree: start {tuple(self.start_p.shape)}, "
+                f"trans {tuple(self.trans.shape)}, emit {tuple(self.emit.shape)}"
+            )
         for name, m in (("start", self.start_p), ("trans", self.trans), ("emit", self.emit)):
             if (m < 0).any() or not torch.allclose(m.sum(-1), torch.ones(()).double(), atol=1e-9):
                 raise InputError(f"HMM {name} must be non-negative with rows summing to 1")
@@ -46,8 +48,15 @@ class HMM(TokenSource):
         self.checks = {"support": SupportCheck(self)}
 
     @classmethod
-    def random(cls, n_states: int = 8, vocab_size: int = 4, length: int = 32, seed: int = 0,
-               concentration: float = 0.5, stay: float = 0.95) -> HMM:
+    def random(
+        cls,
+        n_states: int = 8,
+        vocab_size: int = 4,
+        length: int = 32,
+        seed: int = 0,
+        concentration: float = 0.5,
+        stay: float = 0.95,
+    ) -> HMM:
         """A random HMM whose hidden state stays put with probability ≥ `stay` (slow mixing);
         emission rows ~ Dirichlet(concentration) (small → peaked, informative emissions)."""
         if not 0.0 <= stay <= 1.0 or concentration <= 0:

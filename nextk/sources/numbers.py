@@ -31,8 +31,10 @@ def primes_below(limit: int) -> np.ndarray:
 def digit_primes(digits: int) -> Tensor:
     """Sorted d-digit primes (10^(d−1) ≤ p < 10^d) as an int64 tensor."""
     if digits > MAX_SIEVE_DIGITS:
-        raise TooLargeError(f"exact prime counting for {digits} digits needs a sieve of 10^{digits} "
-                            f"entries; the limit is {MAX_SIEVE_DIGITS} digits")
+        raise TooLargeError(
+            f"exact prime counting for {digits} digits needs a sieve of 10^{digits} "
+            f"entries; the limit is {MAX_SIEVE_DIGITS} digits"
+        )
     lo = 10 ** (digits - 1) if digits > 1 else 0
     p = primes_below(10**digits)
     return torch.from_numpy(p[p >= lo])
@@ -163,7 +165,7 @@ class PrimeCheck:
 
 
 class Addition(TokenSource):
-    """"a+b=c" with a, b uniform d-digit operands (leading zeros kept) and c = a + b in d+1 digits.
+    """ "a+b=c" with a, b uniform d-digit operands (leading zeros kept) and c = a + b in d+1 digits.
 
     The operands carry all the entropy (2d log 10 nats); '+', '=' and the d+1 digits of c are
     determined. Length 3d+3.

@@ -1,0 +1,204 @@
+"""Advantage of next-k-token distinguishers (THEORY.md §2), with intervals.
+
+    a(d; p, q) = (1/m) Σ_{i<m} E_{x∼p̄}[ d(x_{<i}, x_{i:i+k}) − E_{w∼q(·|x_{<i})} d(x_{<i}, w) ],  m = n−k+1.
+
+Estimators: "paired" Monte Carlo (one model window per sampled prefix), "rao_blackwell" (prefixes
+from p, inner expectations over all V^k windows exactly) and "exact" (prefixes enumerated too).
+Model states are computed once along each document and branched: all starts of a batch of
+documents draw their windows in k batched steps, instead of re-running every prefix.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from nextk.errors import MAX_ENUMERATION, InputError, check_enumeration, check_option
+from nextk.lm import LanguageModel, State, make_generator, sample_categorical, states_along
+from nextk.measure import all_strings, require_exact, support
+from nextk.stats import Estimate, exact, mean_estimate
+
+ESTIMATORS = ("paired", "rao_blackwell", "exact")
+
+
+def check_window(k: int, length: int) -> int:
+    if not 1 <= k <= length:
+        raise InputError(f"window size k={k} must be between 1 and the document length {length}")
+    return length - k + 1
+
+
+def window_log_probs(model: LanguageModel, state: State, k: int) -> Tensor:
+    """log q(w | prefix) for every window w ∈ Σ^k in lexicographic order: (B, V^k), by expanding
+    the depth-k trie of continuations with batched steps (Σ_{j<k} B·V^(j+1) model steps)."""
+    v = model.vocab_size
+    b = state.batch_size
+    lp = torch.zeros(b, 1, dtype=torch.float64)
+    for j in range(k):
+        lp = (lp.reshape(-1, 1) + state.log_probs.double()).reshape(b, -1)  # (B, V^(j+1))
+        if j + 1 < k:
+            state, _ = model.step(state.repeat(v), torch.arange(v).repeat(state.batch_size))
+    return lp
+
+
+def sample_windows(model: LanguageModel, state: State, k: int, generator: torch.Generator) -> Tensor:
+    """One window per row drawn from q(·|prefix) by k batched steps: (B, k)."""
+    out = []
+    for j in range(k):
+        tok = sample_categorical(state.log_probs, generator)
+        out.append(tok)
+        if j + 1 < k:
+            state, _ = model.step(state, tok)
+    return torch.stack(out, dim=1)
+
+
+def choose_starts(num_docs: int, m: int, starts, generator) -> Tensor:
+    """(docs, S) starts: all m, or S uniform draws without replacement per document."""
+    if starts == "all":
+        return torch.arange(m).expand(num_docs, m)
+    if not isinstance(starts, int) or starts < 1:
+        raise InputError(f"starts must be 'all' or a positive int, got {starts!r}")
+    s = min(starts, m)
+    return torch.rand(num_docs, m, generator=generator).argsort(dim=1)[:, :s]
+
+
+def judge_all_windows(d, prefix: Tensor, i: int, k: int, v: int) -> Tensor:
+    """d on (prefix, w) for every w ∈ Σ^k: float (B, V^k)."""
+    windows = all_strings(v, k)  # (V^k, k)
+    b = prefix.shape[0]
+    x = torch.cat([prefix.repeat_interleave(len(windows), 0), windows.repeat(b, 1)], dim=1)
+    return d(x, i, k).reshape(b, -1).double()
+
+
+def advantage(
+    d,
+    p,
+    q: LanguageModel,
+    k: int,
+    *,
+    num_docs: int = 256,
+    starts="all",
+    estimator: str = "paired",
+    seed: int | torch.Generator = 0,
+    chunk: int = MAX_ENUMERATION // 4,
+) -> Estimate:
+    """Advantage of distinguisher d at telling p's windows from q's, with a 95% interval over documents."""
+    check_option("estimator", estimator, ESTIMATORS)
+    n = p.length
+    m = check_window(k, n)
+    v = p.vocab_size
+    if q.vocab_size != v:
+        raise InputError(f"p has {v} tokens but q has {q.vocab_size}")
+    if estimator == "exact":
+        return _exact(
+            lambda pre, i, P, Q: ((P - Q) * judge_all_windows(d, pre, i, k, v)).sum(1), p, q, k, m, "exact enumeration"
+        )
+    gen = make_generator(seed)
+    x = p.sample(num_docs, generator=gen)
+    s = choose_starts(num_docs, m, starts, gen)
+    per = torch.zeros(num_docs, s.shape[1], dtype=torch.float64)
+    q_states = states_along(q, x[:, : m - 1])
+    if estimator == "paired":
+        rows = [(s == i).nonzero() for i in range(m)]  # (doc, slot) pairs per start
+        batch = State.cat([q_states[i][r[:, 0]] for i, r in enumerate(rows) if len(r)])
+        windows = sample_windows(q, batch, k, gen)  # every start's window in k batched steps
+        offset = 0
+        for i, r in enumerate(rows):
+            if not len(r):
+                continue
+            w = windows[offset : offset + len(r)]
+            offset += len(r)
+            docs = x[r[:, 0]]
+            true = d(docs[:, : i + k], i, k).double()
+            model = d(torch.cat([docs[:, :i], w], dim=1), i, k).double()
+            per[r[:, 0], r[:, 1]] = true - model
+        method = "paired monte carlo"
+    else:
+        check_enumeration(v**k, f"Rao–Blackwell window enumeration ({v}^{k})")
+        p_exact = getattr(p, "exact", True)
+        p_states = states_along(p, x[:, : m - 1]) if p_exact else None
+        step = max(1, chunk // v**k)
+        for i in range(m):
+            r = (s == i).nonzero()
+            for c in range(0, len(r), step):
+                rc = r[c : c + step]
+                docs = x[rc[:, 0]]
+                dd = judge_all_windows(d, docs[:, :i], i, k, v)  # (B, V^k)
+                eq = (window_log_probs(q, q_states[i][rc[:, 0]], k).exp() * dd).sum(1)
+                if p_exact:
+                    ep = (window_log_probs(p, p_states[i][rc[:, 0]], k).exp() * dd).sum(1)
+                else:
+                    ep = d(docs[:, : i + k], i, k).double()
+                per[rc[:, 0], rc[:, 1]] = ep - eq
+        method = "rao-blackwellised (exact inner expectations)"
+    return mean_estimate(per.mean(dim=1), method)
+
+
+def tv_advantage(
+    p,
+    q: LanguageModel,
+    k: int,
+    *,
+    num_docs: int = 256,
+    starts="all",
+    estimator: str = "rao_blackwell",
+    seed: int | torch.Generator = 0,
+    chunk: int = MAX_ENUMERATION // 4,
+) -> Estimate:
+    """Advantage of the optimal distinguisher d* = 1[p(w|x_{<i}) > q(w|x_{<i})]: the average total
+    variation (1/m) Σ_i E_p TV(p_k(·|x_{<i}), q_k(·|x_{<i})), the ceiling for every d (THEORY.md §2)."""
+    check_option("estimator", estimator, ("rao_blackwell", "exact"))
+    require_exact(p)
+    n, v = p.length, p.vocab_size
+    m = check_window(k, n)
+    check_enumeration(v**k, f"window enumeration ({v}^{k})")
+    if estimator == "exact":
+        return _exact(lambda pre, i, P, Q: 0.5 * (P - Q).abs().sum(1), p, q, k, m, "exact enumeration")
+    gen = make_generator(seed)
+    x = p.sample(num_docs, generator=gen)
+    s = choose_starts(num_docs, m, starts, gen)
+    per = torch.zeros(num_docs, s.shape[1], dtype=torch.float64)
+    p_states, q_states = states_along(p, x[:, : m - 1]), states_along(q, x[:, : m - 1])
+    step = max(1, chunk // v**k)
+    for i in range(m):
+        r = (s == i).nonzero()
+        for c in range(0, len(r), step):
+            rc = r[c : c + step]
+            P = window_log_probs(p, p_states[i][rc[:, 0]], k).exp()
+            Q = window_log_probs(q, q_states[i][rc[:, 0]], k).exp()
+            per[rc[:, 0], rc[:, 1]] = 0.5 * (P - Q).abs().sum(1)
+    return mean_estimate(per.mean(dim=1), "rao-blackwellised total variation")
+
+
+def _exact(term, p, q, k: int, m: int, method: str) -> Estimate:
+    """(1/m) Σ_i Σ_{x_{<i}} p̄(x_{<i}) · term(prefix, i, P_windows, Q_windows), prefixes enumerated."""
+    require_exact(p)
+    v = p.vocab_size
+    total = 0.0
+    for i in range(m):
+        pre, lp = support(_Truncated(p, i))
+        check_enumeration(len(pre) * v**k, f"exact advantage at start {i} ({len(pre)} prefixes × {v}^{k} windows)")
+        sp, sq = _state_after(p, pre), _state_after(q, pre)
+        P = window_log_probs(p, sp, k).exp()
+        Q = window_log_probs(q, sq, k).exp()
+        total += (lp.exp() * term(pre, i, P, Q)).sum().item()
+    return exact(total / m, method)
+
+
+def _state_after(model, x: Tensor) -> State:
+    state = model.start(x.shape[0])
+    for t in range(x.shape[1]):
+        state, _ = model.step(state, x[:, t])
+    return state
+
+
+class _Truncated:
+    """View of an exact source as a distribution over its first `length` tokens (for enumeration)."""
+
+    def __init__(self, p, length: int):
+        self.p, self.length, self.vocab_size, self.exact = p, length, p.vocab_size, True
+
+    def start(self, batch):
+        return self.p.start(batch)
+
+    def step(self, state, tokens):
+        return self.p.step(state, tokens)

@@ -1,0 +1,58 @@
+"""Plumbing shared by the neural models (not an interface; the interface is nextk.LanguageModel).
+
+A model implements `logits(x)` (teacher-forced, (batch, pos, vocab)), `start` and `step`; this mixin
+derives `log_probs` (float64), `log_prob` and `sample`. Token id `vocab_size` is the
+beginning-of-document marker the network reads before x_0, so t = 0 conditions on the empty prefix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import Tensor, nn
+
+from nextk.lm import check_tokens, gather_log_prob, make_generator, sample_by_steps
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Initialise parameters from `seed` without touching the caller's global random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def shift_right(x: Tensor, bos: int) -> Tensor:
+    """Inputs for teacher forcing: [BOS, x_0, …, x_{T−2}]  (batch, pos)."""
+    return torch.cat([torch.full_like(x[:, :1], bos), x[:, :-1]], dim=1)
+
+
+class NeuralLM(nn.Module):
+    """Derives log_probs/log_prob/sample from `logits` and `start`/`step`."""
+
+    family: str
+    config: dict
+
+    def log_probs(self, x: Tensor) -> Tensor:
+        x = check_tokens(x, self.vocab_size)
+        if x.shape[1] == 0:
+            return torch.zeros(x.shape[0], 0, self.vocab_size, dtype=torch.float64)
+        return torch.log_softmax(self.logits(x).double(), dim=-1)  # (B, T, V)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        x = check_tokens(x, self.vocab_size)
+        return gather_log_prob(self.log_probs(x), x)
+
+    @torch.no_grad()
+    def sample(self, num: int, length: int | None = None, *, generator=None, prefix=None) -> Tensor:
+        if length is None:
+            raise ValueError("a model has no length of its own: pass length=")
+        return sample_by_steps(self, num, length, make_generator(generator), prefix)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config.items())

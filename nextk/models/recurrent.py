@@ -1,0 +1,64 @@
+"""GRU and LSTM language models on PyTorch's fused kernels."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nextk.errors import InputError
+from nextk.lm import State
+from nextk.models.common import NeuralLM, seeded, shift_right
+
+
+class RecurrentLM(NeuralLM):
+    """Embedding → nn.GRU / nn.LSTM → linear head. State between tokens: the hidden (and cell) vectors."""
+
+    def __init__(self, vocab_size: int, hidden: int, layers: int = 1, cell: str = "gru", seed: int = 0):
+        super().__init__()
+        if cell not in ("gru", "lstm"):
+            raise InputError(f"unknown cell={cell!r}; choose 'gru' or 'lstm'")
+        if vocab_size < 1 or hidden < 1 or layers < 1:
+            raise InputError(f"vocab_size, hidden, layers must be ≥ 1, got {vocab_size}, {hidden}, {layers}")
+        self.family = cell
+        self.config = dict(vocab_size=vocab_size, hidden=hidden, layers=layers, seed=seed)
+        self.vocab_size, self.hidden, self.layers, self.cell = vocab_size, hidden, layers, cell
+        with seeded(seed):
+            self.embed = nn.Embedding(vocab_size + 1, hidden)  # +1: beginning-of-document marker
+            rnn = nn.GRU if cell == "gru" else nn.LSTM
+            self.rnn = rnn(hidden, hidden, num_layers=layers, batch_first=True)
+            self.head = nn.Linear(hidden, vocab_size)
+
+    def logits(self, x: Tensor) -> Tensor:
+        out, _ = self.rnn(self.embed(shift_right(x, self.vocab_size)))  # (B, T, H)
+        return self.head(out)  # (B, T, V)
+
+    def _run(self, tokens: Tensor, state: State | None) -> State:
+        hx = None
+        if state is not None:  # states keep batch first: (B, layers, H) ↔ (layers, B, H)
+            hx = state.tensors["h"].transpose(0, 1).contiguous()
+            if self.cell == "lstm":
+                hx = (hx, state.tensors["c"].transpose(0, 1).contiguous())
+        out, hx = self.rnn(self.embed(tokens.long()).unsqueeze(1), hx)  # (B, 1, H)
+        lp = torch.log_softmax(self.head(out[:, 0]).double(), dim=-1)
+        if self.cell == "lstm":
+            return State({"log_probs": lp, "h": hx[0].transpose(0, 1), "c": hx[1].transpose(0, 1)})
+        return State({"log_probs": lp, "h": hx.transpose(0, 1)})
+
+    @torch.no_grad()
+    def start(self, batch: int) -> State:
+        return self._run(torch.full((batch,), self.vocab_size, dtype=torch.long), None)
+
+    @torch.no_grad()
+    def step(self, state: State, tokens: Tensor) -> tuple[State, Tensor]:
+        new = self._run(tokens, state)
+        return new, new.log_probs
+
+
+def GRU(vocab_size: int, hidden: int, layers: int = 1, seed: int = 0) -> RecurrentLM:
+    """A GRU language model (nn.GRU, fused)."""
+    return RecurrentLM(vocab_size, hidden, layers, "gru", seed)
+
+
+def LSTM(vocab_size: int, hidden: int, layers: int = 1, seed: int = 0) -> RecurrentLM:
+    """An LSTM language model (nn.LSTM, fused)."""
+    return RecurrentLM(vocab_size, hidden, layers, "lstm", seed)

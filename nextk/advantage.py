@@ -98,19 +98,21 @@ def advantage(
     per = torch.zeros(num_docs, s.shape[1], dtype=torch.float64)
     q_states = states_along(q, x[:, : m - 1])
     if estimator == "paired":
-        rows = [(s == i).nonzero() for i in range(m)]  # (doc, slot) pairs per start
-        batch = State.cat([q_states[i][r[:, 0]] for i, r in enumerate(rows) if len(r)])
-        windows = sample_windows(q, batch, k, gen)  # every start's window in k batched steps
-        offset = 0
-        for i, r in enumerate(rows):
-            if not len(r):
-                continue
-            w = windows[offset : offset + len(r)]
-            offset += len(r)
-            docs = x[r[:, 0]]
-            true = d(docs[:, : i + k], i, k).double()
-            model = d(torch.cat([docs[:, :i], w], dim=1), i, k).double()
-            per[r[:, 0], r[:, 1]] = true - model
+        # every (document, start) pair at once: states branched from the cache, windows in k batched
+        # steps, one call of d with per-row starts (d reads nothing after its window)
+        doc, slot = torch.meshgrid(torch.arange(num_docs), torch.arange(s.shape[1]), indexing="ij")
+        doc, slot = doc.flatten(), slot.flatten()
+        start = s[doc, slot]
+        order = torch.argsort(start, stable=True)
+        doc, slot, start = doc[order], slot[order], start[order]
+        counts = torch.bincount(start, minlength=m).tolist()
+        batch = State.cat([q_states[i][doc[start == i]] for i in range(m) if counts[i]])
+        windows = sample_windows(q, batch, k, gen)  # (pairs, k)
+        true = x[doc]
+        fake = true.clone()
+        cols = start.unsqueeze(1) + torch.arange(k)
+        fake.scatter_(1, cols, windows)
+        per[doc, slot] = d(true, start, k).double() - d(fake, start, k).double()
         method = "paired monte carlo"
     else:
         check_enumeration(v**k, f"Rao–Blackwell window enumeration ({v}^{k})")

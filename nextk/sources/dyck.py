@@ -30,6 +30,19 @@ def completion_counts(length: int, max_depth: int, n_types: int) -> list[list[in
     return c
 
 
+def push_pop(stack: Tensor, depth: Tensor, tokens: Tensor, max_depth: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Read one bracket per row: (new stack, new depth, ok) where ok means the close matched the top
+    of the stack or the open stayed within max_depth. stack: (B, max_depth+1), depth: (B,)."""
+    tokens = tokens.long()
+    is_open, kind = tokens % 2 == 0, tokens // 2
+    top = stack.gather(1, (depth - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
+    ok = torch.where(is_open, depth < max_depth, (depth > 0) & (top == kind))
+    slot = depth.clamp(max=max_depth).unsqueeze(1)
+    stack = stack.scatter(1, slot, torch.where(is_open, kind, stack.gather(1, slot).squeeze(1)).unsqueeze(1))
+    depth = torch.where(is_open, depth + 1, depth - 1).clamp(0, max_depth)
+    return stack, depth, ok
+
+
 class Dyck(TokenSource):
     """The uniform distribution over balanced strings of `n_types` bracket pairs, exactly `length`
     tokens long, never deeper than `max_depth`. Token 2j opens type j, token 2j+1 closes it.
@@ -71,17 +84,8 @@ class Dyck(TokenSource):
 
     def step(self, state: State, tokens: Tensor) -> tuple[State, Tensor]:
         s = state.tensors
-        stack, depth, pos, dead = s["stack"].clone(), s["depth"], s["pos"], s["dead"]
-        tokens = tokens.long()
-        is_open, kind = tokens % 2 == 0, tokens // 2
-        top = stack.gather(1, (depth - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
-        ok = torch.where(is_open, depth < self.max_depth, (depth > 0) & (top == kind))
-        rows = torch.arange(len(tokens))
-        stack[rows, depth.clamp(max=self.max_depth)] = torch.where(
-            is_open, kind, stack[rows, depth.clamp(max=self.max_depth)]
-        )
-        depth = torch.where(is_open, depth + 1, depth - 1).clamp(0, self.max_depth)
-        new = self._state(stack, depth, pos + 1, dead | ~ok)
+        stack, depth, ok = push_pop(s["stack"], s["depth"], tokens, self.max_depth)
+        new = self._state(stack, depth, s["pos"] + 1, s["dead"] | ~ok)
         return new, new.log_probs
 
     def _state(self, stack: Tensor, depth: Tensor, pos: Tensor, dead: Tensor) -> State:
@@ -109,13 +113,12 @@ class DyckCheck:
 
     def __call__(self, x: Tensor, start, k: int) -> Tensor:
         x, starts = clip(x, start, k)
-        src = self.source
-        state = src.start(x.shape[0])
-        ok = torch.ones(x.shape[0], dtype=torch.bool)
+        src, b = self.source, x.shape[0]
+        stack = torch.zeros(b, src.max_depth + 1, dtype=torch.long)
+        depth = torch.zeros(b, dtype=torch.long)
+        good = torch.ones(b, dtype=torch.bool)
         for t in range(x.shape[1]):
+            stack, depth, ok = push_pop(stack, depth, x[:, t], src.max_depth)
             inside = (t >= starts) & (t < starts + k)
-            state, lp = src.step(state, x[:, t])
-            dead_now = state.tensors["dead"]
-            depth, pos = state.tensors["depth"], state.tensors["pos"]
-            ok &= ~(inside & (dead_now | (depth > src.length - pos)))
-        return ok
+            good &= ~(inside & (~ok | (depth > src.length - t - 1)))
+        return good

@@ -1,0 +1,13 @@
+"""All benchmarks, one table row each (BENCHMARKS.md records them). Run: make bench"""
+
+import torch
+
+import advantage_throughput
+import hmm_throughput
+import train_throughput
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    hmm_throughput.main()
+    train_throughput.main()
+    advantage_throughput.main()

@@ -23,7 +23,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	cd benchmarks && ../$(PY) run.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check nextk tests benchmarks

@@ -1,9 +1,8 @@
 """All benchmarks, one table row each (BENCHMARKS.md records them). Run: make bench"""
 
-import torch
-
 import advantage_throughput
 import hmm_throughput
+import torch
 import train_throughput
 
 if __name__ == "__main__":

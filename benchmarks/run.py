@@ -1,6 +1,7 @@
 """All benchmarks, one table row each (BENCHMARKS.md records them). Run: make bench"""
 
 import advantage_throughput
+import boost_trie
 import hmm_throughput
 import torch
 import train_throughput
@@ -10,3 +11,4 @@ if __name__ == "__main__":
     hmm_throughput.main()
     train_throughput.main()
     advantage_throughput.main()
+    boost_trie.main()

@@ -173,17 +173,22 @@ def tv_advantage(
 
 def _exact(term, p, q, k: int, m: int, method: str) -> Estimate:
     """(1/m) Σ_i Σ_{x_{<i}} p̄(x_{<i}) · term(prefix, i, P_windows, Q_windows), prefixes enumerated."""
+    return exact(per_start_exact(term, p, q, k, range(m)).mean().item(), method)
+
+
+def per_start_exact(term, p, q, k: int, starts) -> Tensor:
+    """E_{x_{<i} ∼ p}[term(prefix, i, P, Q)] for each start i, by enumerating the prefixes of p
+    (P, Q: window probabilities (B, V^k) of p and q after each prefix). float64 (len(starts),)."""
     require_exact(p)
     v = p.vocab_size
-    total = 0.0
-    for i in range(m):
+    out = []
+    for i in starts:
         pre, lp = support(_Truncated(p, i))
-        check_enumeration(len(pre) * v**k, f"exact advantage at start {i} ({len(pre)} prefixes × {v}^{k} windows)")
-        sp, sq = _state_after(p, pre), _state_after(q, pre)
-        P = window_log_probs(p, sp, k).exp()
-        Q = window_log_probs(q, sq, k).exp()
-        total += (lp.exp() * term(pre, i, P, Q)).sum().item()
-    return exact(total / m, method)
+        check_enumeration(len(pre) * v**k, f"exact expectation at start {i} ({len(pre)} prefixes × {v}^{k} windows)")
+        P = window_log_probs(p, _state_after(p, pre), k).exp()
+        Q = window_log_probs(q, _state_after(q, pre), k).exp()
+        out.append((lp.exp() * term(pre, i, P, Q)).sum())
+    return torch.stack(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
 def _state_after(model, x: Tensor) -> State:

@@ -255,6 +255,44 @@ def eval_cmd(
         console.print(model_table(res))
 
 
+@app.command("boost", context_settings=EXTRA)
+def boost_cmd(
+    ctx: typer.Context,
+    checkpoint: Path = typer.Argument(..., help="model.safetensors (or its run folder)"),
+    source: str = typer.Argument(..., help="source name"),
+    k: int = typer.Option(4, help="window size"),
+    distinguisher: str = typer.Option("check", help="check | check:NAME | learned | optimal"),
+    num_docs: int = typer.Option(256, help="p documents for choosing (r, η) and as many for reporting Δ"),
+    distill_steps: int = typer.Option(0, help="also distill the boosted model into a fresh network"),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(None, help="output folder"),
+    as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
+):
+    """Boost a trained model with a distinguisher (Lemmas 1–2): KL and checker pass rate before and
+    after, the gain Δ per offset against Lemma 1's guarantee; optionally distill. Table, JSON, plot."""
+    from nextk.boost_report import run_boost
+
+    try:
+        src = build_source(source, parse_params(source, ctx.args))
+        path = checkpoint / "model.safetensors" if checkpoint.is_dir() else checkpoint
+        folder = out_dir(out, f"boost-{source}-k{k}-seed{seed}")
+        res = run_boost(
+            src,
+            path,
+            k,
+            distinguisher,
+            num_docs=num_docs,
+            seed=seed,
+            distill_steps=distill_steps,
+            out=folder,
+            log=(lambda *a: None) if as_json else console.print,
+        )
+    except ValueError as e:
+        fail(e)
+    if as_json:
+        print(json.dumps(res, indent=2))
+
+
 @app.command()
 def plot(folder: Path = typer.Argument(..., help="a run folder holding results.json")):
     """Redraw a run's plots from its results.json (no retraining)."""

@@ -73,3 +73,54 @@ def test_train_then_eval(tmp_path):
     assert r.exit_code == 2 and "k=9" in r.output
     r = runner.invoke(app, ["eval", str(tmp_path), "addition", "--digits", "1"])
     assert r.exit_code == 2 and "vocabulary size" in r.output
+
+
+def test_boost_command(tmp_path):
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "dyck",
+            "--length",
+            "8",
+            "--max-depth",
+            "3",
+            "--hidden",
+            "4",
+            "--steps",
+            "20",
+            "--out",
+            str(tmp_path / "m"),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app,
+        [
+            "boost",
+            str(tmp_path / "m"),
+            "dyck",
+            "--length",
+            "8",
+            "--max-depth",
+            "3",
+            "--k",
+            "2",
+            "--num-docs",
+            "64",
+            "--out",
+            str(tmp_path / "b"),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    assert res["kl_after"]["value"] < res["kl_before"]["value"]
+    assert res["pass_after"]["value"] >= res["pass_before"]["value"]
+    assert (tmp_path / "b" / "boost.png").stat().st_size > 1000
+    r = runner.invoke(
+        app,
+        ["boost", str(tmp_path / "m"), "dyck", "--length", "8", "--max-depth", "3", "--distinguisher", "check:nope"],
+    )
+    assert r.exit_code == 2 and "no checker" in r.output

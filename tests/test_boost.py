@@ -1,6 +1,5 @@
 """Boosting (Lemmas 1–2): exact identities on tiny cases, trie vs naive, rejection sampling (issue 4)."""
 
-
 import pytest
 import torch
 

@@ -56,18 +56,31 @@ class PaperRNN(NeuralLM):
             self.gate_in = nn.Linear(fan_in, 2 * hidden)
             self.readout = nn.Linear(hidden, vocab_size)
 
-    def _token(self, h: Tensor, tokens: Tensor) -> Tensor:
-        """Read one token: reset the work nodes, run τ internal steps; returns the new H (B, hidden)."""
+    def _token(self, h: Tensor, tokens: Tensor, node=None) -> Tensor:
+        """Read one token: reset the work nodes, run τ internal steps; returns the new H (B, hidden).
+        `node`, if given, is applied to every node value after every internal step (bit size, §6)."""
         inp = nn.functional.one_hot(tokens.long(), self.vocab_size + 1).to(h.dtype)  # (B, V+1)
         w = h.new_zeros(h.shape[0], self.n_relu + self.n_prod)  # work nodes reset at each token
         for _ in range(self.steps):
             a = self.work_in(torch.cat([h, w, inp], dim=-1))
             r, p, q = a.split([self.n_relu, self.n_prod, self.n_prod], dim=-1)
             w = torch.cat([relu(r), p * q], dim=-1)
+            if node is not None:
+                w = node(w)
             g, c = self.gate_in(torch.cat([h, w, inp], dim=-1)).chunk(2, dim=-1)
             g = hard_sigmoid(g + 0.5)
             h = g * h + (1 - g) * hard_tanh(c)
+            if node is not None:
+                h = node(h)
         return h
+
+    def node_init(self, batch: int) -> dict[str, Tensor]:
+        return {"h": torch.zeros(batch, self.hidden)}
+
+    def node_step(self, carry: dict[str, Tensor], tokens: Tensor, node) -> tuple[dict[str, Tensor], Tensor]:
+        """One token through the graph with `node` applied to every node value: (carry, logits (B, V))."""
+        h = self._token(carry["h"], tokens, node)
+        return {"h": h}, self.readout(h)
 
     def logits(self, x: Tensor) -> Tensor:
         h = x.new_zeros(x.shape[0], self.hidden, dtype=torch.float32)

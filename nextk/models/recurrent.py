@@ -53,6 +53,38 @@ class RecurrentLM(NeuralLM):
         new = self._run(tokens, state)
         return new, new.log_probs
 
+    def node_init(self, batch: int) -> dict[str, Tensor]:
+        z = torch.zeros(batch, self.layers, self.hidden)
+        return {"h": z} if self.cell == "gru" else {"h": z, "c": z.clone()}
+
+    def node_step(self, carry: dict[str, Tensor], tokens: Tensor, node) -> tuple[dict[str, Tensor], Tensor]:
+        """The cell equations written out (unfused) with `node` applied to every gate and state value,
+        layer by layer: (carry, logits (B, V)). Matches nn.GRU / nn.LSTM when node is the identity."""
+        x = self.embed(tokens.long())
+        hs, cs = [], []
+        for layer in range(self.layers):
+            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"weight_hh_l{layer}")
+            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{layer}"), getattr(self.rnn, f"bias_hh_l{layer}")
+            h = carry["h"][:, layer]
+            gi, gh = x @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+            if self.cell == "gru":
+                (ir, iz, inn), (hr, hz, hn) = gi.chunk(3, -1), gh.chunk(3, -1)
+                r, z = node(torch.sigmoid(ir + hr)), node(torch.sigmoid(iz + hz))
+                n = node(torch.tanh(inn + r * hn))
+                h = node((1 - z) * n + z * h)
+            else:
+                i, f, g, o = (gi + gh).chunk(4, -1)
+                i, f, g, o = node(torch.sigmoid(i)), node(torch.sigmoid(f)), node(torch.tanh(g)), node(torch.sigmoid(o))
+                c = node(f * carry["c"][:, layer] + i * g)
+                h = node(o * torch.tanh(c))
+                cs.append(c)
+            hs.append(h)
+            x = h
+        out = {"h": torch.stack(hs, 1)}
+        if cs:
+            out["c"] = torch.stack(cs, 1)
+        return out, self.head(x)
+
 
 def GRU(vocab_size: int, hidden: int, layers: int = 1, seed: int = 0) -> RecurrentLM:
     """A GRU language model (nn.GRU, fused)."""

@@ -1,0 +1,131 @@
+"""Bit size (THEORY.md §6, Definition 4): every node value in signed fixed point at every step.
+
+    Q(x) = sign(x) · min(2^I − 2^(−F), ⌊|x| · 2^F⌋ / 2^F),   bit size b = 1 + I + F.
+
+`quantize(model, I, F)` wraps a recurrent model (PaperRNN, GRU, LSTM) into a LanguageModel whose
+hidden and work nodes (gates and states for GRU/LSTM) are quantised after every internal step, with
+output probabilities floored at a positive minimum and renormalised so they stay valid. With
+`ste=True` the rounding passes gradients straight through (quantisation-aware training, Algorithm 2).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from nextk.errors import InputError
+from nextk.lm import State
+from nextk.models.common import NeuralLM, shift_right
+from nextk.models.paper_rnn import PaperRNN
+from nextk.models.recurrent import RecurrentLM
+
+MIN_PROB = 1e-6  # output probabilities are floored here, then renormalised
+
+
+def fixed_point(x: Tensor, int_bits: int, frac_bits: int) -> Tensor:
+    """Signed fixed point with I integer and F fractional bits: rounds toward zero, saturates at
+    ±(2^I − 2^−F). Exact in float64 for I + F ≤ 52."""
+    if int_bits < 0 or frac_bits < 0:
+        raise InputError(f"int_bits and frac_bits must be ≥ 0, got {int_bits}, {frac_bits}")
+    scale = 2.0**frac_bits
+    top = 2.0**int_bits - 2.0**-frac_bits
+    return torch.sign(x) * torch.clamp(torch.floor(x.abs() * scale) / scale, max=top)
+
+
+def bit_size(int_bits: int, frac_bits: int) -> int:
+    return 1 + int_bits + frac_bits
+
+
+class Quantized(NeuralLM):
+    """A recurrent model run with every node value in fixed point (I, F); wraps, does not copy."""
+
+    def __init__(self, model, int_bits: int, frac_bits: int, ste: bool = False, min_prob: float = MIN_PROB):
+        super().__init__()
+        if not isinstance(model, (PaperRNN, RecurrentLM)):
+            raise InputError(f"quantize supports PaperRNN, GRU and LSTM node values, not {type(model).__name__}")
+        if not 0 < min_prob < 1 / model.vocab_size:
+            raise InputError(f"min_prob must be in (0, 1/V), got {min_prob}")
+        fixed_point(torch.zeros(1), int_bits, frac_bits)  # validates the bits
+        self.model, self.int_bits, self.frac_bits, self.ste, self.min_prob = model, int_bits, frac_bits, ste, min_prob
+        self.vocab_size = model.vocab_size
+        self.family = "quantized"
+        self.config = dict(int_bits=int_bits, frac_bits=frac_bits, bit_size=bit_size(int_bits, frac_bits), ste=ste)
+
+    def node(self, x: Tensor) -> Tensor:
+        q = fixed_point(x, self.int_bits, self.frac_bits)
+        return x + (q - x).detach() if self.ste else q
+
+    def _log_softmax(self, logits: Tensor) -> Tensor:
+        """Valid probabilities whatever the bits: floor at min_prob, renormalise (float64)."""
+        p = torch.softmax(logits.double(), dim=-1).clamp_min(self.min_prob)
+        return (p / p.sum(-1, keepdim=True)).log()
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Already-normalised log-probabilities (B, T, V) from the quantised run (teacher forced)."""
+        inp = shift_right(x, self.vocab_size)
+        carry = self.model.node_init(x.shape[0])
+        outs = []
+        for t in range(x.shape[1]):
+            carry, logits = self.model.node_step(carry, inp[:, t], self.node)
+            outs.append(logits)
+        return self._log_softmax(torch.stack(outs, dim=1))
+
+    def log_probs(self, x: Tensor) -> Tensor:
+        return super().log_probs(x)  # log_softmax of normalised log-probs is the identity
+
+    def _state(self, carry: dict[str, Tensor], logits: Tensor) -> State:
+        return State({"log_probs": self._log_softmax(logits), **{"c." + k: v for k, v in carry.items()}})
+
+    @torch.no_grad()
+    def start(self, batch: int) -> State:
+        carry, logits = self.model.node_step(
+            self.model.node_init(batch), torch.full((batch,), self.vocab_size), self.node
+        )
+        return self._state(carry, logits)
+
+    @torch.no_grad()
+    def step(self, state: State, tokens: Tensor) -> tuple[State, Tensor]:
+        carry = {k[2:]: v for k, v in state.tensors.items() if k.startswith("c.")}
+        carry, logits = self.model.node_step(carry, tokens, self.node)
+        new = self._state(carry, logits)
+        return new, new.log_probs
+
+
+def quantize(model, int_bits: int, frac_bits: int, *, ste: bool = False, min_prob: float = MIN_PROB) -> Quantized:
+    """`model` with every node value in signed fixed point (THEORY.md §6); a LanguageModel."""
+    return Quantized(model, int_bits, frac_bits, ste=ste, min_prob=min_prob)
+
+
+def bits_sweep(
+    model, source, bits: list[tuple[int, int]], *, k: int, num_docs: int = 200, seed: int = 0, log=print
+) -> list[dict]:
+    """Loss, exact excess loss and advantage (checkers, TV where it fits) at window k for each
+    (int_bits, frac_bits), plus the unquantised model as the reference row."""
+    from nextk.advantage import advantage, tv_advantage
+    from nextk.experiment import WINDOW_BUDGET, window_estimator
+    from nextk.measure import excess_loss, loss
+
+    rows = []
+    for ib, fb in [(None, None), *bits]:
+        lm = model if ib is None else quantize(model, ib, fb)
+        row = {
+            "int_bits": ib,
+            "frac_bits": fb,
+            "bit_size": None if ib is None else bit_size(ib, fb),
+            "loss": loss(source, lm, num_docs=num_docs, seed=seed + 1).to_dict(),
+            "excess_loss": excess_loss(source, lm, num_docs=num_docs, seed=seed + 1).to_dict(),
+            "checkers": {},
+        }
+        est = window_estimator(source.vocab_size, k)
+        for name, check in source.checks.items():
+            row["checkers"][name] = advantage(
+                check, source, lm, k, num_docs=num_docs, estimator=est, seed=seed + 2
+            ).to_dict()
+        if source.vocab_size**k <= WINDOW_BUDGET:
+            row["tv"] = tv_advantage(source, lm, k, num_docs=num_docs, seed=seed + 3).to_dict()
+        rows.append(row)
+        log(
+            f"  bits {row['bit_size'] or 'float'}: excess loss {row['excess_loss']['value']:.5f}"
+            + (f", TV {row['tv']['value']:.4f}" if "tv" in row else "")
+        )
+    return rows

@@ -1,0 +1,190 @@
+"""Algorithm 1/2 and bit size (issue 5)."""
+
+import json
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nextk import bounds
+from nextk.cli import app
+from nextk.errors import InputError
+from nextk.lm import log_probs_by_steps
+from nextk.measure import kl
+from nextk.models import GRU, LSTM, PaperRNN, Transformer
+from nextk.quantize import bit_size, fixed_point, quantize
+from nextk.search import default_schedule, run_schedule, search, search_repeats
+from nextk.sources import Dyck
+from nextk.train import train
+
+
+@pytest.mark.parametrize(
+    "table,j0,delta,tried,stop",
+    [
+        ({1: 1.0, 2: 0.5, 3: 0.45, 4: 0.449, 5: 0.3}, 1, 0.01, [1, 2, 3, 4], 3),
+        ({1: 1.0, 2: 0.5, 3: 0.45, 4: 0.449, 5: 0.3}, 3, 0.01, [3, 4], 3),
+        ({1: 1.0, 2: 0.75}, 1, 0.25, [1, 2], 1),  # a decrease of exactly δ stops (moves only on > δ)
+        ({1: 1.0, 2: 0.8, 3: 0.9}, 1, 0.01, [1, 2, 3], 2),  # a rise stops too
+        ({j: 1.0 / j for j in range(1, 20)}, 1, 1e-9, [1, 2, 3, 4], 4),  # capped at max_sizes=4: largest trained
+    ],
+)
+def test_stopping_rule_on_scripted_tables(table, j0, delta, tried, stop):
+    asked = []
+    got_tried, got_stop = run_schedule(lambda j: asked.append(j) or table[j], j0, delta, max_sizes=4)
+    assert got_tried == tried and got_stop == stop and asked == tried
+
+
+def test_delta_and_N_match_theory():
+    eps, k, n, v = 0.1, 3, 20, 4
+    m = n - k + 1
+    assert bounds.search_delta(eps, k, n) == (m // k) * eps**2 / (4 * n)
+    assert bounds.search_max_start(eps, k, n, v) == math.ceil(10 * math.log(v) / ((m // k) * eps**2 / (4 * n)))
+
+
+def test_fixed_point_hand_checked():
+    x = torch.tensor([0.3, -0.3, 0.875, -0.99, 1.99, 7.0, -7.0, 0.0, 0.124])
+    got = fixed_point(x, 1, 3)  # step 1/8, saturation at 2 − 1/8
+    want = torch.tensor([0.25, -0.25, 0.875, -0.875, 1.875, 1.875, -1.875, 0.0, 0.0])
+    assert torch.equal(got, want)
+    assert torch.equal(fixed_point(torch.tensor([2.5, -3.75]), 0, 0), torch.tensor([0.0, 0.0]))  # max 1 − 1 = 0
+    assert bit_size(3, 4) == 8
+    with pytest.raises(InputError):
+        fixed_point(x, -1, 2)
+
+
+def test_more_bits_never_change_a_representable_value():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(10000, generator=g, dtype=torch.float64) * 10
+    for i, f in [(0, 1), (2, 3), (3, 8)]:
+        rep = fixed_point(x, i, f)
+        assert torch.equal(fixed_point(rep, i, f), rep)  # idempotent
+        for di, df in [(0, 1), (1, 0), (2, 5)]:
+            assert torch.equal(fixed_point(rep, i + di, f + df), rep)
+
+
+@pytest.mark.parametrize("make", [lambda: PaperRNN(3, 12, 4, 2), lambda: GRU(3, 8, 2), lambda: LSTM(3, 6)])
+def test_quantized_models_are_valid_language_models(make):
+    m = make()
+    x = torch.randint(0, 3, (4, 7), generator=torch.Generator().manual_seed(0))
+    for ib, fb in [(0, 1), (1, 2), (3, 6)]:
+        qm = quantize(m, ib, fb)
+        lp = qm.log_probs(x)
+        assert torch.allclose(lp.exp().sum(-1), torch.ones(4, 7, dtype=torch.float64), atol=1e-12)
+        assert (lp.exp() >= qm.min_prob / (1 + 3 * qm.min_prob) - 1e-15).all()
+        assert torch.allclose(lp, log_probs_by_steps(qm, x), atol=1e-12)
+    many = quantize(m, 20, 30)  # enough bits: the unquantised model back (to float32 rounding)
+    assert torch.allclose(many.log_probs(x), m.log_probs(x), atol=1e-5)
+    with pytest.raises(InputError, match="supports"):
+        quantize(Transformer(3, 8, 1, 2), 2, 2)
+
+
+def test_quantisation_aware_training_lowers_loss():
+    p = Dyck(1, 3, 8)
+    qm = quantize(PaperRNN(2, 12, 4, 2), 2, 4, ste=True)
+    before = kl(p, qm, estimator="exact").value
+    train(qm, p, steps=60, lr=1e-2, progress=False)
+    assert kl(p, qm, estimator="exact").value < before
+
+
+def test_small_search_end_to_end():
+    p = Dyck(1, 3, 8)
+    r = search(p, eps=0.2, k=2, family="gru", train_kwargs={"steps": 60}, num_docs=40, log=lambda *a: None)
+    assert r.tried[:2] == [r.j0, r.j0 + 1] and 1 <= r.j0 <= r.max_start
+    assert r.losses[r.stop_index]["value"] <= min(r.losses[r.j0]["value"], r.losses[r.j0 + 1]["value"]) + r.delta
+    assert r.delta == bounds.search_delta(0.2, 2, 8) and r.theoretical_max_start == bounds.search_max_start(
+        0.2, 2, 8, 2
+    )
+    assert "not 1.." in r.departs
+    assert r.model is not None and set(r.measurement) == set(r.tried)
+    assert "tv" in r.measurement[r.stop_index]["windows"][0]
+
+
+def test_algorithm2_bits_in_schedule_and_repeats():
+    p = Dyck(1, 3, 8)
+    sched = default_schedule("paper_rnn", bits=True)
+    assert sched(2)["bits"] == (3, 3) and sched(2)["hidden"] == 4 and sched(2)["size"] == 4 + 8
+    res = search_repeats(
+        p,
+        2,
+        eps=0.3,
+        k=2,
+        family="paper_rnn",
+        schedule=sched,
+        max_sizes=3,
+        measure=False,
+        train_kwargs={"steps": 20},
+        log=lambda *a: None,
+    )
+    assert res["repeats"] == 2 and 0 <= res["two_sizes"]["low"] <= res["two_sizes"]["value"] <= res["two_sizes"]["high"]
+    assert len(res["bit_size"]) == 2
+
+
+def test_cli_search_and_bits(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(
+        app,
+        [
+            "search",
+            "dyck",
+            "--length",
+            "8",
+            "--max-depth",
+            "3",
+            "--family",
+            "gru",
+            "--steps",
+            "20",
+            "--num-docs",
+            "20",
+            "--out",
+            str(tmp_path / "s"),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["runs"][0]["delta"] > 0 and (tmp_path / "s" / "search-0.png").exists()
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "dyck",
+            "--length",
+            "8",
+            "--max-depth",
+            "3",
+            "--model",
+            "paper_rnn",
+            "--hidden",
+            "4",
+            "--steps",
+            "20",
+            "--out",
+            str(tmp_path / "m"),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app,
+        [
+            "bits",
+            str(tmp_path / "m"),
+            "dyck",
+            "--length",
+            "8",
+            "--max-depth",
+            "3",
+            "--frac-bits",
+            "1,4",
+            "--num-docs",
+            "30",
+            "--out",
+            str(tmp_path / "b"),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)["rows"]
+    assert [row["bit_size"] for row in rows] == [None, 5, 8]
+    assert (tmp_path / "b" / "bits.png").exists()

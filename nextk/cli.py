@@ -406,6 +406,70 @@ def plot(folder: Path = typer.Argument(..., help="a run folder holding results.j
         console.print(f"wrote {p}")
 
 
+barrier_app = typer.Typer(no_args_is_help=True, help="The autoregressive barrier lab (THEORY.md §7).")
+app.add_typer(barrier_app, name="barrier")
+
+
+@barrier_app.command("report")
+def barrier_report(
+    out: Path = typer.Option(None, help="output folder (default: ./nextk-runs/barrier-…)"),
+    steps: int = typer.Option(None, help="training steps per model (default 1500)"),
+    sampling_budget: float = typer.Option(None, help="seconds for the sampling-cost sweep (default 120)"),
+    seed: int = typer.Option(0),
+):
+    """Sampling cost by order, learning by order, hidden stream / seed prefix, random primes,
+    uniformity: JSON, plots and summary.md (about 6 minutes on 2 cores)."""
+    from nextk.barrier.report import BarrierConfig, run_report
+
+    cfg = BarrierConfig(seed=seed)
+    if steps is not None:
+        cfg.steps = steps
+    if sampling_budget is not None:
+        cfg.sampling_budget_s = sampling_budget
+    folder = out_dir(out, f"barrier-seed{seed}")
+    console.print(f"nextk barrier report → [bold]{folder}[/bold]")
+    res = run_report(cfg, folder, log=console.print)
+    console.print((folder / "summary.md").read_text())
+    console.print(f"finished in {max(res['seconds'].values()):.0f} s; wrote {folder}")
+
+
+@barrier_app.command("sampling")
+def barrier_sampling(
+    digits: str = typer.Option("2,4,6,8,10,12,14,16", help="d values, comma separated"),
+    budget: float = typer.Option(60.0, help="seconds shared by the samplers"),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Seconds per sample of each factorization sampler vs d, with fitted growth."""
+    from nextk.barrier.sampling import sampling_cost
+
+    res = sampling_cost(
+        [int(d) for d in digits.split(",")], budget, log=(lambda *a: None) if as_json else console.print, seed=seed
+    )
+    if as_json:
+        print(json.dumps(res, indent=2))
+    else:
+        for name, v in res.items():
+            console.print(f"{name}: {v['fit']}")
+
+
+@barrier_app.command("primes")
+def barrier_primes(
+    digits: str = typer.Option("2,3,4,5,6,7", help="d values"),
+    last: int = typer.Option(2),
+    budget: float = typer.Option(20.0),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Exact vs approximate autoregressive random primes: cost per sample and exact TV."""
+    from nextk.barrier.primes import prime_costs
+
+    rows = prime_costs(
+        [int(d) for d in digits.split(",")], budget, last=last, log=(lambda *a: None) if as_json else console.print
+    )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+
+
 def main():
     app()
 

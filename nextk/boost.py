@@ -20,7 +20,7 @@ from torch import Tensor
 
 from nextk import bounds
 from nextk.advantage import check_window, judge_all_windows, sample_windows, window_log_probs
-from nextk.errors import InputError, check_enumeration
+from nextk.errors import MAX_ENUMERATION, InputError, check_enumeration
 from nextk.lm import State, check_tokens, gather_log_prob, make_generator, sample_by_steps, states_along
 from nextk.measure import all_strings
 from nextk.stats import mean_estimate
@@ -259,20 +259,31 @@ class OffsetReport:
         return asdict(self)
 
 
-def window_statistics(p, q, d, k: int, x: Tensor) -> tuple[Tensor, Tensor]:
+def window_statistics(
+    p, q, d, k: int, x: Tensor, num_windows: int = 256, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor, str]:
     """For documents x (N, n) from p and every start s < m: D[:, s] = d on the true window and
-    β[:, s] = E_{w∼q(·|x_{<s})} d(x_{<s}, w), exact by window enumeration. Both (N, m) float64."""
+    β[:, s] = E_{w∼q(·|x_{<s})} d(x_{<s}, w) — exact by window enumeration when N·V^k fits the budget,
+    otherwise a mean over `num_windows` sampled windows. Returns (D, β, how β was computed)."""
     m = check_window(k, p.length)
     v = q.vocab_size
-    check_enumeration(x.shape[0] * v**k, f"exact E_q d ({x.shape[0]} prefixes × {v}^{k} windows)")
     with torch.no_grad():
         states = states_along(q, x[:, : m - 1])
     D = torch.stack([d(x[:, : s + k], s, k).double() for s in range(m)], dim=1)
-    beta = torch.stack(
-        [(window_log_probs(q, states[s], k).exp() * judge_all_windows(d, x[:, :s], s, k, v)).sum(1) for s in range(m)],
-        dim=1,
-    )
-    return D, beta.clamp(0, 1)
+    if x.shape[0] * v**k <= MAX_ENUMERATION:
+        beta = [
+            (window_log_probs(q, states[s], k).exp() * judge_all_windows(d, x[:, :s], s, k, v)).sum(1) for s in range(m)
+        ]
+        how = "exact E_q d (window enumeration)"
+    else:
+        g = make_generator(generator)
+        beta = []
+        for s in range(m):
+            w = sample_windows(q, states[s].repeat(num_windows), k, g)
+            dd = d(torch.cat([x[:, :s].repeat_interleave(num_windows, 0), w], 1), s, k).double()
+            beta.append(dd.reshape(-1, num_windows).mean(1))
+        how = f"E_q d from {num_windows} sampled windows per prefix (V^k too large to enumerate)"
+    return D, torch.stack(beta, dim=1).clamp(0, 1), how
 
 
 def gain_per_doc(eta: float, D: Tensor, beta: Tensor, blocks: list[int]) -> Tensor:
@@ -322,12 +333,13 @@ def boost(
         raise InputError("choosing offset/eta needs samples of the truth: pass p=, or give both offset= and eta=")
     g = make_generator(seed)
     fit_x, test_x = p.sample(num_docs, generator=g), p.sample(num_docs, generator=g)
-    fit, test = window_statistics(p, q, d, k, fit_x), window_statistics(p, q, d, k, test_x)
+    *fit, how = window_statistics(p, q, d, k, fit_x, generator=g)
+    *test, _ = window_statistics(p, q, d, k, test_x, generator=g)
     reports = []
     for r in [offset] if offset is not None else range(min(k, m)):
         blocks = list(range(r, m, k))
         e = best_eta(*fit, blocks) if eta is None else float(eta)
-        alpha = mean_estimate((test[0][:, blocks] - test[1][:, blocks]).mean(1), "held-out p documents, exact E_q d")
+        alpha = mean_estimate((test[0][:, blocks] - test[1][:, blocks]).mean(1), f"held-out p documents, {how}")
         half = alpha.value / 2
         reports.append(
             OffsetReport(
@@ -351,6 +363,7 @@ def boost(
         ),
         "offsets": [rep.to_dict() for rep in reports],
         "num_docs": num_docs,
+        "beta_method": how,
     }
     return out
 

@@ -120,6 +120,8 @@ def test_guards():
         b.log_probs(big.sample(2, generator=0))
     est, se = b.log_prob_mc(big.sample(2, generator=0), num_windows=64)  # the Monte-Carlo path still works
     assert torch.isfinite(est).all()
+    auto = boost(big, RandomD(0), 6, p=big, num_docs=8, seed=0)  # (r, η) chosen with sampled E_q d
+    assert "sampled windows" in auto.search_["beta_method"]
     with pytest.raises(InputError, match="pass p="):
         boost(Q, RandomD(0), 2, length=6)
     with pytest.raises(InputError, match="offset"):

@@ -61,6 +61,14 @@ def choose_starts(num_docs: int, m: int, starts, generator) -> Tensor:
     return torch.rand(num_docs, m, generator=generator).argsort(dim=1)[:, :s]
 
 
+def start_chunks(s: Tensor, m: int, rows_per_chunk: int):
+    """(start i, (doc, slot) pairs) for every start, in chunks of at most rows_per_chunk pairs."""
+    for i in range(m):
+        r = (s == i).nonzero()
+        for c in range(0, len(r), rows_per_chunk):
+            yield i, r[c : c + rows_per_chunk]
+
+
 def judge_all_windows(d, prefix: Tensor, i: int, k: int, v: int) -> Tensor:
     """d on (prefix, w) for every w ∈ Σ^k: float (B, V^k)."""
     windows = all_strings(v, k)  # (V^k, k)
@@ -118,19 +126,15 @@ def advantage(
         check_enumeration(v**k, f"Rao–Blackwell window enumeration ({v}^{k})")
         p_exact = getattr(p, "exact", True)
         p_states = states_along(p, x[:, : m - 1]) if p_exact else None
-        step = max(1, chunk // v**k)
-        for i in range(m):
-            r = (s == i).nonzero()
-            for c in range(0, len(r), step):
-                rc = r[c : c + step]
-                docs = x[rc[:, 0]]
-                dd = judge_all_windows(d, docs[:, :i], i, k, v)  # (B, V^k)
-                eq = (window_log_probs(q, q_states[i][rc[:, 0]], k).exp() * dd).sum(1)
-                if p_exact:
-                    ep = (window_log_probs(p, p_states[i][rc[:, 0]], k).exp() * dd).sum(1)
-                else:
-                    ep = d(docs[:, : i + k], i, k).double()
-                per[rc[:, 0], rc[:, 1]] = ep - eq
+        for i, rc in start_chunks(s, m, max(1, chunk // v**k)):
+            docs = x[rc[:, 0]]
+            dd = judge_all_windows(d, docs[:, :i], i, k, v)  # (B, V^k)
+            eq = (window_log_probs(q, q_states[i][rc[:, 0]], k).exp() * dd).sum(1)
+            if p_exact:
+                ep = (window_log_probs(p, p_states[i][rc[:, 0]], k).exp() * dd).sum(1)
+            else:
+                ep = d(docs[:, : i + k], i, k).double()
+            per[rc[:, 0], rc[:, 1]] = ep - eq
         method = "rao-blackwellised (exact inner expectations)"
     return mean_estimate(per.mean(dim=1), method)
 
@@ -160,14 +164,10 @@ def tv_advantage(
     s = choose_starts(num_docs, m, starts, gen)
     per = torch.zeros(num_docs, s.shape[1], dtype=torch.float64)
     p_states, q_states = states_along(p, x[:, : m - 1]), states_along(q, x[:, : m - 1])
-    step = max(1, chunk // v**k)
-    for i in range(m):
-        r = (s == i).nonzero()
-        for c in range(0, len(r), step):
-            rc = r[c : c + step]
-            P = window_log_probs(p, p_states[i][rc[:, 0]], k).exp()
-            Q = window_log_probs(q, q_states[i][rc[:, 0]], k).exp()
-            per[rc[:, 0], rc[:, 1]] = 0.5 * (P - Q).abs().sum(1)
+    for i, rc in start_chunks(s, m, max(1, chunk // v**k)):
+        P = window_log_probs(p, p_states[i][rc[:, 0]], k).exp()
+        Q = window_log_probs(q, q_states[i][rc[:, 0]], k).exp()
+        per[rc[:, 0], rc[:, 1]] = 0.5 * (P - Q).abs().sum(1)
     return mean_estimate(per.mean(dim=1), "rao-blackwellised total variation")
 
 

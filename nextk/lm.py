@@ -103,7 +103,10 @@ def gather_log_prob(log_probs: Tensor, x: Tensor) -> Tensor:
 
 
 def log_probs_by_steps(model: LanguageModel, x: Tensor) -> Tensor:
-    """Reference path: log_probs through start/step, one position at a time. (B, T, V)."""
+    """log_probs through start/step, one position at a time (the reference path, and the way sources
+    compute theirs). (B, T, V)."""
+    if x.shape[1] == 0:
+        return torch.zeros(x.shape[0], 0, model.vocab_size, dtype=torch.float64)
     state = model.start(x.shape[0])
     out = []
     for t in range(x.shape[1]):

@@ -1,7 +1,8 @@
 """Plumbing shared by the neural models (not an interface; the interface is nextk.LanguageModel).
 
-A model implements `logits(x)` (teacher-forced, (batch, pos, vocab)), `start` and `step`; this mixin
-derives `log_probs` (float64), `log_prob` and `sample`. Token id `vocab_size` is the
+A model implements `logits(x)` (teacher-forced, (batch, pos, vocab)) and `_run(tokens, state)` (read
+one token per row; state None = fresh) or its own `start`/`step`; this mixin derives `start`, `step`,
+`log_probs` (float64), `log_prob` and `sample`. Token id `vocab_size` is the
 beginning-of-document marker the network reads before x_0, so t = 0 conditions on the empty prefix.
 """
 
@@ -12,7 +13,7 @@ import contextlib
 import torch
 from torch import Tensor, nn
 
-from nextk.lm import check_tokens, gather_log_prob, make_generator, sample_by_steps
+from nextk.lm import State, check_tokens, gather_log_prob, make_generator, sample_by_steps
 
 
 @contextlib.contextmanager
@@ -49,6 +50,16 @@ class NeuralLM(nn.Module):
         if length is None:
             raise ValueError("a model has no length of its own: pass length=")
         return sample_by_steps(self, num, length, make_generator(generator), prefix)
+
+    @torch.no_grad()
+    def start(self, batch: int) -> State:
+        """Read the beginning-of-document marker: q(· | empty prefix)."""
+        return self._run(torch.full((batch,), self.vocab_size, dtype=torch.long), None)
+
+    @torch.no_grad()
+    def step(self, state: State, tokens: Tensor) -> tuple[State, Tensor]:
+        new = self._run(tokens, state)
+        return new, new.log_probs
 
     @property
     def num_parameters(self) -> int:

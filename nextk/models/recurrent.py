@@ -44,15 +44,6 @@ class RecurrentLM(NeuralLM):
             return State({"log_probs": lp, "h": hx[0].transpose(0, 1), "c": hx[1].transpose(0, 1)})
         return State({"log_probs": lp, "h": hx.transpose(0, 1)})
 
-    @torch.no_grad()
-    def start(self, batch: int) -> State:
-        return self._run(torch.full((batch,), self.vocab_size, dtype=torch.long), None)
-
-    @torch.no_grad()
-    def step(self, state: State, tokens: Tensor) -> tuple[State, Tensor]:
-        new = self._run(tokens, state)
-        return new, new.log_probs
-
     def node_init(self, batch: int) -> dict[str, Tensor]:
         z = torch.zeros(batch, self.layers, self.hidden)
         return {"h": z} if self.cell == "gru" else {"h": z, "c": z.clone()}

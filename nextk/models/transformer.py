@@ -74,12 +74,3 @@ class Transformer(NeuralLM):
         lp = torch.log_softmax(self.head(self.ln(h[:, 0])).double(), dim=-1)
         pos_t = torch.full((tokens.shape[0],), pos + 1, dtype=torch.long)
         return State({"log_probs": lp, "k": torch.stack(ks, 1), "v": torch.stack(vs, 1), "pos": pos_t})
-
-    @torch.no_grad()
-    def start(self, batch: int) -> State:
-        return self._run(torch.full((batch,), self.vocab_size, dtype=torch.long), None)
-
-    @torch.no_grad()
-    def step(self, state: State, tokens: Tensor) -> tuple[State, Tensor]:
-        new = self._run(tokens, state)
-        return new, new.log_probs

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from nextk.errors import InputError
-from nextk.lm import State, check_tokens, gather_log_prob, make_generator, sample_by_steps
+from nextk.lm import State, check_tokens, gather_log_prob, log_probs_by_steps, make_generator, sample_by_steps
 
 
 class TokenSource:
@@ -45,16 +45,7 @@ class TokenSource:
         return "".join(self.vocab[int(i)] for i in tokens)
 
     def log_probs(self, x: Tensor) -> Tensor:
-        x = check_tokens(x, self.vocab_size, self.length)
-        state = self.start(x.shape[0])
-        out = []
-        for t in range(x.shape[1]):
-            out.append(state.log_probs)
-            if t + 1 < x.shape[1]:
-                state, _ = self.step(state, x[:, t])
-        if not out:
-            return torch.zeros(x.shape[0], 0, self.vocab_size, dtype=torch.float64)
-        return torch.stack(out, dim=1)  # (B, T, V)
+        return log_probs_by_steps(self, check_tokens(x, self.vocab_size, self.length))
 
     def log_prob(self, x: Tensor) -> Tensor:
         x = check_tokens(x, self.vocab_size, self.length)

@@ -9,6 +9,7 @@ import time
 import torch
 
 from nextk.boost import boost, naive_log_probs
+from nextk.lm import states_along
 from nextk.models import GRU
 
 
@@ -52,11 +53,14 @@ def run(v, k, docs=8, hidden=32):
             best = min(best, time.perf_counter() - t0)
         out[name] = (q.steps, best, res)
     (ts, tt, a), (ns, nt, c) = out["trie"], out["naive"]
+    q.steps = 0
+    states_along(q, x[:, : length - 1])  # the pass along the documents that both paths make
+    shared = q.steps
     err = (a - c).abs().max().item()
     print(
         f"| V={v}, k={k} ({docs} docs × {length} tokens, GRU-{hidden}) | trie {ts:,} steps, {tt * 1e3:.1f} ms "
-        f"| naive {ns:,} steps, {nt * 1e3:.1f} ms | {ns / ts:.1f}× fewer steps | {nt / tt:.1f}× faster "
-        f"| max Δ {err:.1e} |"
+        f"| naive {ns:,} steps, {nt * 1e3:.1f} ms | {ns / ts:.1f}× fewer steps "
+        f"({(ns - shared) / (ts - shared):.1f}× in block enumeration) | {nt / tt:.1f}× faster | max Δ {err:.1e} |"
     )
     return ns / ts, nt / tt
 

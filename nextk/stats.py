@@ -23,7 +23,8 @@ class Estimate:
     method: str
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON-safe dict (a non-finite number becomes None, so results.json stays strict JSON)."""
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
     def __str__(self) -> str:
         if self.stderr == 0.0:
@@ -33,8 +34,10 @@ class Estimate:
         )
 
     def map(self, f, method: str | None = None) -> Estimate:
-        """Push a monotone non-decreasing f through the value and the interval ends."""
-        return Estimate(f(self.value), float("nan"), f(self.low), f(self.high), self.n, method or self.method)
+        """Push a monotone non-decreasing f through the value and the interval ends; the standard error
+        is read back from the mapped interval's width (width / (2 · 1.96))."""
+        lo, hi = f(self.low), f(self.high)
+        return Estimate(f(self.value), (hi - lo) / (2 * Z95), lo, hi, self.n, method or self.method)
 
 
 def mean_estimate(values: Tensor, method: str) -> Estimate:

@@ -107,3 +107,16 @@ def test_bounds_formulas():
     assert math.isclose(bounds.lemma1_guarantee(0.2, 4, 11), (8 // 4) * 0.2**2 / 4)
     assert math.isclose(bounds.search_delta(0.1, 2, 10), (9 // 2) * 0.01 / 40)
     assert bounds.search_max_start(0.1, 2, 10, 4) == math.ceil(10 * math.log(4) / bounds.search_delta(0.1, 2, 10))
+
+
+def test_estimates_serialise_to_strict_json():
+    import json
+
+    from nextk.stats import Estimate, mean_estimate
+
+    single = mean_estimate(torch.tensor([1.0]), "one sample")  # stderr undefined
+    json.dumps(single.to_dict(), allow_nan=False)
+    assert single.to_dict()["stderr"] is None
+    mapped = Estimate(4.0, 1.0, 2.0, 6.0, 10, "x").map(math.sqrt)
+    assert mapped.low == math.sqrt(2.0) and mapped.stderr > 0
+    json.dumps(mapped.to_dict(), allow_nan=False)

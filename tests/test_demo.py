@@ -34,6 +34,7 @@ def test_small_demo_writes_json_and_plots(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["models"][1]["size"] == 8
     assert json.loads((tmp_path / "config.json").read_text())["steps"] == 40
     check_results(res)
+    json.dumps(res, allow_nan=False)  # results.json is strict JSON
     for p in draw(tmp_path):
         assert p.stat().st_size > 1000
 

@@ -113,7 +113,7 @@ def time_sampler(name: str, digits: int, budget_s: float, min_samples: int = 3, 
         "digits": digits,
         "samples": len(arr),
         "seconds_per_sample": float(arr.mean()),
-        "stderr": float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else float("nan"),
+        "stderr": float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else None,
     }
 
 

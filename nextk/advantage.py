@@ -185,17 +185,10 @@ def per_start_exact(term, p, q, k: int, starts) -> Tensor:
     for i in starts:
         pre, lp = support(_Truncated(p, i))
         check_enumeration(len(pre) * v**k, f"exact expectation at start {i} ({len(pre)} prefixes × {v}^{k} windows)")
-        P = window_log_probs(p, _state_after(p, pre), k).exp()
-        Q = window_log_probs(q, _state_after(q, pre), k).exp()
+        P = window_log_probs(p, states_along(p, pre)[-1], k).exp()
+        Q = window_log_probs(q, states_along(q, pre)[-1], k).exp()
         out.append((lp.exp() * term(pre, i, P, Q)).sum())
     return torch.stack(out) if out else torch.zeros(0, dtype=torch.float64)
-
-
-def _state_after(model, x: Tensor) -> State:
-    state = model.start(x.shape[0])
-    for t in range(x.shape[1]):
-        state, _ = model.step(state, x[:, t])
-    return state
 
 
 class _Truncated:

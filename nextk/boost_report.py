@@ -14,10 +14,11 @@ from rich.table import Table  # noqa: E402
 from nextk.boost import boost, distill  # noqa: E402
 from nextk.checkpoint import load_model, save_model  # noqa: E402
 from nextk.distinguishers import LearnedDistinguisher, OptimalDistinguisher  # noqa: E402
+from nextk.distinguishers.checks import pass_rate  # noqa: E402
 from nextk.errors import InputError  # noqa: E402
 from nextk.measure import kl  # noqa: E402
 from nextk.models import MODELS  # noqa: E402
-from nextk.stats import wilson  # noqa: E402
+from nextk.report import errorbar  # noqa: E402
 
 
 def pick_distinguisher(spec: str, source, model, k: int, seed: int):
@@ -31,11 +32,6 @@ def pick_distinguisher(spec: str, source, model, k: int, seed: int):
             raise InputError(f"source has no checker {name!r}; it has {sorted(source.checks)}")
         return f"check:{name}", source.checks[name]
     raise InputError(f"unknown distinguisher {spec!r}; use check, check:NAME, learned or optimal")
-
-
-def pass_rate(check, x) -> dict:
-    ok = check(x, 0, x.shape[1])
-    return wilson(int(ok.sum()), len(ok), "checker on the whole document, Wilson interval").to_dict()
 
 
 def run_boost(
@@ -61,8 +57,8 @@ def run_boost(
     if check_name:
         check = source.checks[check_name]
         res["checker"] = check_name
-        res["pass_before"] = pass_rate(check, model.sample(num_docs, n, generator=seed + 2))
-        res["pass_after"] = pass_rate(check, b.sample(num_docs, generator=seed + 2))
+        res["pass_before"] = pass_rate(check, model.sample(num_docs, n, generator=seed + 2)).to_dict()
+        res["pass_after"] = pass_rate(check, b.sample(num_docs, generator=seed + 2)).to_dict()
         res["acceptance"] = b.acceptance_
     if distill_steps:
         fresh = MODELS[model.family](**model.config)
@@ -103,17 +99,7 @@ def plot_boost(res: dict, path: Path) -> Path:
     offs = res["search"]["offsets"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     xs = [o["offset"] for o in offs]
-    a1.errorbar(
-        xs,
-        [o["gain"]["value"] for o in offs],
-        yerr=[
-            [o["gain"]["value"] - o["gain"]["low"] for o in offs],
-            [o["gain"]["high"] - o["gain"]["value"] for o in offs],
-        ],
-        fmt="o",
-        capsize=3,
-        label="Δ at chosen η",
-    )
+    errorbar(a1, xs, [o["gain"] for o in offs], fmt="o", label="Δ at chosen η")
     a1.plot(xs, [o["gain_at_half_alpha"]["value"] for o in offs], "s", label="Δ at η = α_r/2")
     a1.plot(xs, [o["lemma1_guarantee"] for o in offs], "k_", markersize=20, label="Lemma 1: |S_r| α_r²/4")
     a1.set_xlabel("offset r")

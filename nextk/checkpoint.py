@@ -32,12 +32,15 @@ def save_model(model, path: str | Path) -> Path:
 
 
 def load_model(path: str | Path, vocab_size: int | None = None):
-    """Rebuild a model from a checkpoint; `vocab_size` guards against another source's vocabulary."""
+    """Rebuild a model from a checkpoint file or a run folder holding model.safetensors;
+    `vocab_size` guards against another source's vocabulary."""
     from safetensors import safe_open
 
     from nextk.models import MODELS
 
     path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:

@@ -237,8 +237,7 @@ def eval_cmd(
 
     try:
         src = build_source(source, parse_params(source, ctx.args))
-        path = checkpoint / "model.safetensors" if checkpoint.is_dir() else checkpoint
-        net = load_model(path, vocab_size=src.vocab_size)
+        net = load_model(checkpoint, vocab_size=src.vocab_size)
         ks = [int(v) for v in k.split(",")]
         for kk in ks:
             if not 1 <= kk <= src.length:
@@ -274,11 +273,10 @@ def boost_cmd(
 
     try:
         src = build_source(source, parse_params(source, ctx.args))
-        path = checkpoint / "model.safetensors" if checkpoint.is_dir() else checkpoint
         folder = out_dir(out, f"boost-{source}-k{k}-seed{seed}")
         res = run_boost(
             src,
-            path,
+            checkpoint,
             k,
             distinguisher,
             num_docs=num_docs,
@@ -373,8 +371,7 @@ def bits_cmd(
 
     try:
         src = build_source(source, parse_params(source, ctx.args))
-        path = checkpoint / "model.safetensors" if checkpoint.is_dir() else checkpoint
-        net = load_model(path, vocab_size=src.vocab_size)
+        net = load_model(checkpoint, vocab_size=src.vocab_size)
         rows = bits_sweep(
             net,
             src,

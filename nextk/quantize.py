@@ -61,7 +61,8 @@ class Quantized(NeuralLM):
         return (p / p.sum(-1, keepdim=True)).log()
 
     def logits(self, x: Tensor) -> Tensor:
-        """Already-normalised log-probabilities (B, T, V) from the quantised run (teacher forced)."""
+        """Already-normalised log-probabilities (B, T, V) from the quantised run (teacher forced); the
+        log_softmax that NeuralLM.log_probs applies to them is the identity."""
         inp = shift_right(x, self.vocab_size)
         carry = self.model.node_init(x.shape[0])
         outs = []
@@ -69,9 +70,6 @@ class Quantized(NeuralLM):
             carry, logits = self.model.node_step(carry, inp[:, t], self.node)
             outs.append(logits)
         return self._log_softmax(torch.stack(outs, dim=1))
-
-    def log_probs(self, x: Tensor) -> Tensor:
-        return super().log_probs(x)  # log_softmax of normalised log-probs is the identity
 
     def _state(self, carry: dict[str, Tensor], logits: Tensor) -> State:
         return State({"log_probs": self._log_softmax(logits), **{"c." + k: v for k, v in carry.items()}})

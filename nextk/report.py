@@ -11,6 +11,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+
+def errorbar(ax, xs, estimates: list[dict], **kwargs):
+    """Plot estimate dicts with their 95% intervals as asymmetric error bars (clamped at 0: an
+    interval end can sit a rounding error inside the value, e.g. Wilson at p = 1)."""
+    values = [e["value"] for e in estimates]
+    err = [
+        [max(v - e["low"], 0.0) for v, e in zip(values, estimates)],
+        [max(e["high"] - v, 0.0) for v, e in zip(values, estimates)],
+    ]
+    return ax.errorbar(xs, values, yerr=err, capsize=3, **kwargs)
+
+
 SHORT = {"rao_blackwell": "RB", "paired": "paired MC", "exact": "exact"}
 
 
@@ -60,14 +72,7 @@ def plot_advantage(results: dict, path: Path) -> Path:
         if all("tv" in w for w in m["windows"]):
             series["TV ceiling"] = [w["tv"] for w in m["windows"]]
         for label, es in series.items():
-            ax.errorbar(
-                ks,
-                [e["value"] for e in es],
-                yerr=[[e["value"] - e["low"] for e in es], [e["high"] - e["value"] for e in es]],
-                marker="o",
-                capsize=3,
-                label=label,
-            )
+            errorbar(ax, ks, es, marker="o", label=label)
         b = [w["theorem3"] for w in m["windows"]]
         ax.plot(ks, [e["value"] for e in b], "k--", label="Theorem 3 bound")
         ax.fill_between(ks, [e["low"] for e in b], [e["high"] for e in b], color="k", alpha=0.1)

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from nextk.report import errorbar  # noqa: E402
+
 SHORT_KEYS = {
     "hidden": "h",
     "size": "s",
@@ -55,14 +57,7 @@ def plot_search(res: dict, path: Path) -> Path:
     js = res["tried"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     loss = [res["losses"][str(j)] for j in js]
-    a1.errorbar(
-        js,
-        [e["value"] for e in loss],
-        yerr=[[e["value"] - e["low"] for e in loss], [e["high"] - e["value"] for e in loss]],
-        marker="o",
-        capsize=3,
-        label="held-out loss",
-    )
+    errorbar(a1, js, loss, marker="o", label="held-out loss")
     for j, e in zip(js, loss):
         a1.hlines(e["value"] - res["delta"], j + 0.6, j + 1.4, colors="r", label="L(q_j) − δ" if j == js[0] else None)
     a1.axvline(res["stop_index"], color="g", ls="--", label=f"output j={res['stop_index']}")
@@ -77,17 +72,7 @@ def plot_search(res: dict, path: Path) -> Path:
         for key, label in (("tv", "TV ceiling"), ("learned", "learned"), ("theorem3", "Theorem 3 bound")):
             vals = [meas[str(j)]["windows"][0].get(key) for j in js]
             if all(v is not None for v in vals):
-                a2.errorbar(
-                    js,
-                    [v["value"] for v in vals],
-                    yerr=[
-                        [max(v["value"] - v["low"], 0) for v in vals],
-                        [max(v["high"] - v["value"], 0) for v in vals],
-                    ],
-                    marker="o",
-                    capsize=3,
-                    label=label,
-                )
+                errorbar(a2, js, vals, marker="o", label=label)
         a2.axhline(res["eps"], color="k", ls=":", label=f"ε = {res['eps']}")
         a2.set_xlabel("size index j")
         a2.set_ylabel(f"advantage at k={res['k']}")
@@ -121,14 +106,7 @@ def plot_bits(rows: list[dict], path: Path) -> Path:
     b = [r["bit_size"] for r in q]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     ex = [r["excess_loss"] for r in q]
-    a1.errorbar(
-        b,
-        [e["value"] for e in ex],
-        yerr=[[e["value"] - e["low"] for e in ex], [e["high"] - e["value"] for e in ex]],
-        marker="o",
-        capsize=3,
-        label="quantised",
-    )
+    errorbar(a1, b, ex, marker="o", label="quantised")
     a1.axhline(ref["excess_loss"]["value"], color="k", ls="--", label="float")
     a1.set_yscale("symlog", linthresh=1e-3)
     a1.set_xlabel("bit size b")

@@ -1,14 +1,11 @@
 """Algorithm 1/2 and bit size (issue 5)."""
 
-import json
 import math
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from nextk import bounds
-from nextk.cli import app
 from nextk.errors import InputError
 from nextk.lm import log_probs_by_steps
 from nextk.measure import kl
@@ -17,6 +14,7 @@ from nextk.quantize import bit_size, fixed_point, quantize
 from nextk.search import default_schedule, run_schedule, search, search_repeats
 from nextk.sources import Dyck
 from nextk.train import train
+from tests.cli_tools import DYCK8, cli_json
 
 
 @pytest.mark.parametrize(
@@ -121,70 +119,9 @@ def test_algorithm2_bits_in_schedule_and_repeats():
 
 
 def test_cli_search_and_bits(tmp_path):
-    runner = CliRunner()
-    r = runner.invoke(
-        app,
-        [
-            "search",
-            "dyck",
-            "--length",
-            "8",
-            "--max-depth",
-            "3",
-            "--family",
-            "gru",
-            "--steps",
-            "20",
-            "--num-docs",
-            "20",
-            "--out",
-            str(tmp_path / "s"),
-            "--json",
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["runs"][0]["delta"] > 0 and (tmp_path / "s" / "search-0.png").exists()
-    r = runner.invoke(
-        app,
-        [
-            "train",
-            "dyck",
-            "--length",
-            "8",
-            "--max-depth",
-            "3",
-            "--model",
-            "paper_rnn",
-            "--hidden",
-            "4",
-            "--steps",
-            "20",
-            "--out",
-            str(tmp_path / "m"),
-            "--json",
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    r = runner.invoke(
-        app,
-        [
-            "bits",
-            str(tmp_path / "m"),
-            "dyck",
-            "--length",
-            "8",
-            "--max-depth",
-            "3",
-            "--frac-bits",
-            "1,4",
-            "--num-docs",
-            "30",
-            "--out",
-            str(tmp_path / "b"),
-            "--json",
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    rows = json.loads(r.output)["rows"]
+    res = cli_json(f"search {DYCK8} --family gru --steps 20 --num-docs 20 --out {tmp_path / 's'}")
+    assert res["runs"][0]["delta"] > 0 and (tmp_path / "s" / "search-0.png").exists()
+    cli_json(f"train {DYCK8} --model paper_rnn --hidden 4 --steps 20 --out {tmp_path / 'm'}")
+    rows = cli_json(f"bits {tmp_path / 'm'} {DYCK8} --frac-bits 1,4 --num-docs 30 --out {tmp_path / 'b'}")["rows"]
     assert [row["bit_size"] for row in rows] == [None, 5, 8]
     assert (tmp_path / "b" / "bits.png").exists()

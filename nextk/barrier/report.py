@@ -16,10 +16,11 @@ from nextk.barrier.hidden import HiddenStream, SeedPrefix, visible_tv  # noqa: E
 from nextk.barrier.primes import prime_costs  # noqa: E402
 from nextk.barrier.sampling import sampling_cost  # noqa: E402
 from nextk.barrier.uniformity import uniformity_test  # noqa: E402
+from nextk.distinguishers.checks import pass_rate  # noqa: E402
 from nextk.measure import excess_loss  # noqa: E402
 from nextk.models import GRU  # noqa: E402
+from nextk.report import errorbar  # noqa: E402
 from nextk.sources import Factorization, RandomNumber  # noqa: E402
-from nextk.stats import wilson  # noqa: E402
 from nextk.train import train  # noqa: E402
 
 
@@ -48,11 +49,6 @@ def trained(source, cfg: BarrierConfig, seed: int):
     return model
 
 
-def validity(check, x) -> dict:
-    ok = check(x, 0, x.shape[1])
-    return wilson(int(ok.sum()), len(ok), "arithmetic checker on whole documents, Wilson 95% interval").to_dict()
-
-
 def learning_by_order(cfg: BarrierConfig, log) -> list[dict]:
     rows = []
     for d in cfg.learn_digits:
@@ -64,7 +60,7 @@ def learning_by_order(cfg: BarrierConfig, log) -> list[dict]:
                 "digits": d,
                 "order": order,
                 "excess_loss": excess_loss(src, model, num_docs=1000, seed=cfg.seed + 2).to_dict(),
-                "validity": validity(src.checks["arithmetic"], x),
+                "validity": pass_rate(src.checks["arithmetic"], x).to_dict(),
             }
             rows.append(row)
             ex, ok = row["excess_loss"]["value"], row["validity"]["value"]
@@ -87,7 +83,7 @@ def hidden_comparison(cfg: BarrierConfig, log) -> list[dict]:
         row = {
             "variant": name,
             "length": src.length,
-            "validity": validity(src.checks["arithmetic"], x),
+            "validity": pass_rate(src.checks["arithmetic"], x).to_dict(),
             "excess_loss_whole_string": excess_loss(src, model, num_docs=1000, seed=cfg.seed + 2).to_dict(),
         }
         if src is plain:
@@ -149,11 +145,6 @@ def run_report(cfg: BarrierConfig, out: Path, log=print) -> dict:
     return res
 
 
-def yerr(es: list[dict]) -> list[list[float]]:
-    """Asymmetric error bars from interval ends (clamped: a Wilson end can sit a rounding error inside)."""
-    return [[max(e["value"] - e["low"], 0.0) for e in es], [max(e["high"] - e["value"], 0.0) for e in es]]
-
-
 def draw(res: dict, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, s in res["sampling"].items():
@@ -197,7 +188,7 @@ def draw(res: dict, out: Path) -> None:
         ds = [r["digits"] for r in rows]
         for ax, key in ((a1, "excess_loss"), (a2, "validity")):
             e = [r[key] for r in rows]
-            ax.errorbar(ds, [v["value"] for v in e], yerr=yerr(e), marker="o", capsize=3, label=order)
+            errorbar(ax, ds, e, marker="o", label=order)
     a1.set_ylabel("excess loss (nats/token)")
     a2.set_ylabel("valid samples (N = p·q, p, q prime)")
     for ax in (a1, a2):

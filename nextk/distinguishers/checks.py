@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from nextk.errors import InputError
+from nextk.stats import Estimate, wilson
 
 
 class Distinguisher(Protocol):
@@ -42,6 +43,12 @@ def window_mask(starts: Tensor, k: int, length: int) -> Tensor:
     """Bool (B, length): True at positions start ≤ t < start + k."""
     t = torch.arange(length)
     return (t >= starts[:, None]) & (t < starts[:, None] + k)
+
+
+def pass_rate(check, x: Tensor) -> Estimate:
+    """Fraction of whole documents x (batch, pos) that `check` accepts, with a Wilson 95% interval."""
+    ok = check(x, 0, x.shape[1])
+    return wilson(int(ok.sum()), len(ok), "checker on whole documents, Wilson 95% interval")
 
 
 class SupportCheck:

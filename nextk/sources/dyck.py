@@ -56,7 +56,7 @@ class Dyck(TokenSource):
     [0.5, 0.5]
     >>> src.log_prob(src.encode("((((")).exp().item()
     0.0
-    >>> Dyck(n_types=2, max_depth=3, length=6).n_strings      # 2·(5 shapes)·… counted exactly
+    >>> Dyck(n_types=2, max_depth=3, length=6).n_strings      # 5 bracket shapes × 2³ types
     40
     """
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from nextk.distinguishers.checks import SupportCheck, clip
-from nextk.errors import TooLargeError, check_option
+from nextk.errors import InputError, TooLargeError, check_option
 from nextk.lm import State, make_generator
 from nextk.sources.common import TokenSource
 from nextk.sources.finite import FiniteSupport
@@ -51,7 +51,7 @@ class Factorization(TokenSource):
         check_option("order", order, ("product_first", "factors_first"))
         check_option("template", template, ("compact", "paper"))
         if digits < 1:
-            raise ValueError(f"digits must be ≥ 1, got {digits}")
+            raise InputError(f"digits must be ≥ 1, got {digits}")
         self.digits, self.order, self.template = digits, order, template
         self.pattern, self.pad = TEMPLATES[(template, order)], PAD[template]
         self.length = len(self.pattern.format(N="0" * 2 * digits, p="0" * digits, q="0" * digits))

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from nextk.distinguishers.checks import SupportCheck
 from nextk.errors import InputError
-from nextk.lm import State
+from nextk.lm import State, check_tokens
 from nextk.sources.common import TokenSource, log_weights_to_log_probs, new_state
 
 
@@ -87,8 +87,6 @@ class HMM(TokenSource):
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Forward algorithm with per-step normalisation (scaled α), batched over strings."""
-        from nextk.lm import check_tokens
-
         x = check_tokens(x, self.vocab_size, self.length)
         alpha = self.start_p.expand(x.shape[0], -1)
         total = torch.zeros(x.shape[0], dtype=torch.float64)

@@ -22,7 +22,6 @@ from nextk import bounds
 from nextk.advantage import check_window, judge_all_windows, sample_windows, window_log_probs
 from nextk.errors import MAX_ENUMERATION, InputError, check_enumeration
 from nextk.lm import State, check_tokens, gather_log_prob, make_generator, sample_by_steps, states_along
-from nextk.measure import all_strings
 from nextk.stats import mean_estimate
 
 ETA_MAX = 20.0  # |η| searched within [−ETA_MAX, ETA_MAX]; Δ saturates long before for checkers of p
@@ -368,43 +367,9 @@ def boost(
     return out
 
 
-def gain_exact(p, q, d, k: int, offset: int, eta: float) -> float:
-    """Δ(r, η) = Σ_{s∈S_r} E_p[η d − log Z_s] by enumerating p's prefixes (tiny cases)."""
-    from nextk.advantage import per_start_exact
-
-    v = p.vocab_size
-    blocks = list(range(offset, check_window(k, p.length), k))
-
-    def term(pre, i, P, Q):
-        dd = judge_all_windows(d, pre, i, k, v)
-        return eta * (P * dd).sum(1) - log_z(eta, (Q * dd).sum(1))
-
-    return per_start_exact(term, p, q, k, blocks).sum().item()
-
-
 def distill(boosted: Boosted, model, *, num_docs: int | None = None, **train_kwargs):
     """Train a fresh network on samples of the boosted model: puts the boosted distribution back into
     a fixed-size network. Fresh samples each step (num_docs=None) or a fixed set. Returns the TrainResult."""
     from nextk.train import train
 
     return train(model, boosted, data=num_docs, **train_kwargs)
-
-
-def naive_log_probs(boosted: Boosted, x: Tensor) -> Tensor:
-    """Reference for `Boosted.log_probs` (THEORY.md §4's "k·V^k"): every block position t enumerates
-    all V^k windows of its block afresh from q's state at the block start and sums the weights of
-    those that begin with x_{s:t} v. Slow by design; tests and benchmarks compare against it."""
-    x = check_tokens(x, boosted.vocab_size, boosted.length)
-    v, k, q, b = boosted.vocab_size, boosted.k, boosted.q, x.shape[0]
-    with torch.no_grad():
-        out = q.log_probs(x).double().clone()
-        states = states_along(q, x[:, : x.shape[1] - 1])
-    windows = all_strings(v, k)  # (V^k, k)
-    for s in boosted.block_starts:
-        for j in range(min(k, x.shape[1] - s)):
-            leaf = window_log_probs(q, states[s], k) + boosted.eta * judge_all_windows(boosted.d, x[:, :s], s, k, v)
-            match = (windows[None, :, :j] == x[:, None, s : s + j]).all(-1)  # (B, V^k): windows extending u
-            w = torch.where(match, leaf, -math.inf).reshape(b, v**j, v, -1)  # split on the next token
-            psi = torch.logsumexp(w, dim=-1).logsumexp(dim=1)  # (B, V): log ψ(x_{<t} v) + const
-            out[:, s + j] = psi - torch.logsumexp(psi, dim=-1, keepdim=True)
-    return out

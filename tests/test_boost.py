@@ -1,15 +1,17 @@
 """Boosting (Lemmas 1–2): exact identities on tiny cases, trie vs naive, rejection sampling (issue 4)."""
 
+import numpy as np
 import pytest
 import torch
 
-from nextk.advantage import advantage, judge_all_windows, per_start_exact
-from nextk.boost import boost, distill, gain_exact, naive_log_probs
+from nextk.advantage import advantage
+from nextk.boost import boost, distill
 from nextk.errors import InputError, TooLargeError
 from nextk.lm import log_probs_by_steps
 from nextk.measure import all_strings, kl
 from nextk.models import GRU
 from nextk.sources import HMM, Dyck
+from tests import references as ref
 from tests.test_advantage import RandomD
 
 P = HMM.random(2, 2, 6, seed=0, stay=0.8)
@@ -27,17 +29,18 @@ def test_exact_identities(k, offset, eta):
     assert abs(total.exp().sum().item() - 1) < 1e-12
     assert torch.allclose(total, lp.gather(-1, ALL[..., None]).squeeze(-1).sum(1), atol=1e-12)
     assert torch.allclose(lp, log_probs_by_steps(b, ALL), atol=1e-12)
-    assert torch.allclose(lp, naive_log_probs(b, ALL), atol=1e-12)
+    truth = ref.boosted_probs(Q, d, k, offset, eta, 2, 6)  # eq. 1.3 by brute-force enumeration
+    assert max(abs(total.exp()[i].item() - truth[tuple(x)]) for i, x in enumerate(ALL.tolist())) < 1e-12
+    for i in range(0, 64, 5):
+        want = ref.conditionals(truth, tuple(ALL[i].tolist()), 2)
+        assert np.allclose(lp[i].exp().numpy(), want, atol=1e-12, equal_nan=False)
     drop = kl(P, Q, estimator="exact").value - kl(P, b, estimator="exact").value
-    assert abs(drop - gain_exact(P, Q, d, k, offset, eta)) < 1e-9
+    assert abs(drop - ref.gain(P, Q, d, k, offset, eta, 2, 6)) < 1e-9
 
 
 def exact_alpha(d, k, blocks):
-    """α_r: the exact advantage averaged over the starts of offset r's blocks."""
-    per = per_start_exact(
-        lambda pre, i, Pw, Qw: ((Pw - Qw) * judge_all_windows(d, pre, i, k, 2)).sum(1), P, Q, k, blocks
-    )
-    return per.mean().item()
+    """α_r: the exact advantage averaged over the starts of offset r's blocks (brute force)."""
+    return sum(ref.advantage_at(P, Q, d, k, s, 2, 6) for s in blocks) / len(blocks)
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -49,12 +52,12 @@ def test_lemma1_guarantee_and_search(k):
         blocks = list(range(r, m, k))
         alpha = exact_alpha(d, k, blocks)
         guarantee = len(blocks) * alpha**2 / 4
-        assert gain_exact(P, Q, d, k, r, alpha / 2) >= guarantee - 1e-12
+        assert ref.gain(P, Q, d, k, r, alpha / 2, 2, 6) >= guarantee - 1e-12
         best_guarantee = max(best_guarantee, guarantee)
     a = advantage(d, P, Q, k, estimator="exact").value
     assert best_guarantee >= (m // k) * a**2 / 4 - 1e-12  # some α_r ≥ a
     auto = boost(Q, d, k, p=P, num_docs=2000, seed=0)
-    assert gain_exact(P, Q, d, k, auto.offset, auto.eta) >= best_guarantee - 1e-3
+    assert ref.gain(P, Q, d, k, auto.offset, auto.eta, 2, 6) >= best_guarantee - 1e-3
     rep = auto.search_
     assert rep["offset"] == auto.offset and len(rep["offsets"]) == k
     for o in rep["offsets"]:
@@ -102,7 +105,7 @@ def test_composition():
     assert torch.allclose(lp.exp().sum(-1), torch.ones(lp.shape[:2], dtype=torch.float64), atol=1e-12)
     assert abs(b2.log_prob(ALL).exp().sum().item() - 1) < 1e-12
     drop = kl(P, b1, estimator="exact").value - kl(P, b2, estimator="exact").value
-    assert abs(drop - gain_exact(P, b1, RandomD(2), 3, 1, -0.6)) < 1e-9
+    assert abs(drop - ref.gain(P, b1, RandomD(2), 3, 1, -0.6, 2, 6)) < 1e-9
 
 
 def test_monte_carlo_log_prob_matches_exact():

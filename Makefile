@@ -28,4 +28,8 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check nextk tests benchmarks
 
-.PHONY: install demo test test-slow bench lint
+# What CI runs (.ci/run): lint, then `make test`, then `make test-slow`.
+ci:
+	.ci/run
+
+.PHONY: install demo test test-slow bench lint ci

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from nextk.errors import InputError
 from nextk.lm import State
-from nextk.models.common import NeuralLM, seeded
+from nextk.models.common import NeuralLM, seeded, shift_right
 
 
 def relu(x: Tensor) -> Tensor:
@@ -29,12 +29,25 @@ class PaperRNN(NeuralLM):
     tokens; the other `size − hidden` work nodes are reset to 0 whenever a token is read; the net
     runs `steps_per_token` internal steps per token (RNN-time τ). THEORY.md §6, Definition 3.
 
-    Universal graph: every node reads every hidden node, every work node and the input (one-hot
-    token), so the weights are dense and the parameter count is Θ(size²). One internal step:
-      work nodes  W ← [ReLU(A_r z), (A_p z) ⊙ (A_q z)]          (half ReLU, half product nodes)
-      hidden      H ← g ⊙ H + (1 − g) ⊙ c,  g = clip(A_g z', 0, 1), c = clip(A_c z', −1, 1)
-    with z = [H, W, input] before and z' = [H, W_new, input] after the work update; the clips are
-    compositions of ReLUs and the gate is a product. Output: softmax of a linear read-out of H.
+    The rule (Definition 3 (i)): **hidden nodes read H and the input only; work nodes may read
+    everything** (H, W and the input). Universal graph (Fig. 3.1): within that rule every edge is
+    present (dense weights, Θ(size²) parameters). One internal step updates every node synchronously
+    from its in-neighbours' values at the previous step (u = [H, input], z = [H, W, input], all before
+    the step; the input is the one-hot token, BOS included):
+
+      hidden  H ← g ⊙ H + (1 − g) ⊙ c,  g = clip(A_g u + ½, 0, 1),  c = clip(A_c u + (A_a u) ⊙ (A_b u), −1, 1)
+      work    W ← [ReLU(A_r z), (A_p z) ⊙ (A_q z)]          (half ReLU, half product nodes)
+
+    The clips are compositions of ReLUs (Appendix C style) and the gate and the (A_a u) ⊙ (A_b u) term
+    are products, so each hidden node's transition is a constant composition of ReLU and product
+    operations of H and the input; no hidden node ever reads a work node.
+
+    Output (property (ii)): after the τ steps that read x_t, the next-token distribution is
+    softmax(A_o [H, W]). W was reset when x_t was read and has since been computed from H and x_t
+    only, so the output is a function of the hidden set at the time x_t is read and the remaining
+    input — the paper's relaxed (ii) at multiples of τ. The state between tokens is H alone; W is
+    rebuilt for every token. The softmax over a linear read-out is nextk's practical device: the
+    paper's LM-RNN computes the probability q(x_t | x_<t) itself at an output node.
     """
 
     def __init__(self, vocab_size: int, size: int, hidden: int, steps_per_token: int = 1, seed: int = 0):
@@ -50,57 +63,65 @@ class PaperRNN(NeuralLM):
         self.vocab_size, self.size, self.hidden, self.steps = vocab_size, size, hidden, steps_per_token
         self.n_relu = work - work // 2
         self.n_prod = work // 2
-        fan_in = hidden + work + vocab_size + 1  # every node reads H, W and the one-hot input
         with seeded(seed):
-            self.work_in = nn.Linear(fan_in, self.n_relu + 2 * self.n_prod)
-            self.gate_in = nn.Linear(fan_in, 2 * hidden)
-            self.readout = nn.Linear(hidden, vocab_size)
+            # hidden nodes: in-neighbours H and the one-hot input (BOS included), never W
+            self.gate_in = nn.Linear(hidden + vocab_size + 1, 4 * hidden)
+            # work nodes: in-neighbours H, W and the input
+            self.work_in = nn.Linear(size + vocab_size + 1, self.n_relu + 2 * self.n_prod)
+            # nextk's practical device: a linear read-out of every node, then softmax
+            self.readout = nn.Linear(size, vocab_size)
 
-    def _token(self, h: Tensor, tokens: Tensor, node=None) -> Tensor:
-        """Read one token: reset the work nodes, run τ internal steps; returns the new H (B, hidden).
+    def _hidden(self, h: Tensor, inp: Tensor) -> Tensor:
+        """New hidden node values from H and the input only (Definition 3 (i))."""
+        g, c, a, b = self.gate_in(torch.cat([h, inp], dim=-1)).chunk(4, dim=-1)
+        g = hard_sigmoid(g + 0.5)
+        return g * h + (1 - g) * hard_tanh(c + a * b)
+
+    def _work(self, h: Tensor, w: Tensor, inp: Tensor) -> Tensor:
+        """New work node values from H, W and the input: ReLU nodes, then product nodes."""
+        r, p, q = self.work_in(torch.cat([h, w, inp], dim=-1)).split([self.n_relu, self.n_prod, self.n_prod], dim=-1)
+        return torch.cat([relu(r), p * q], dim=-1)
+
+    def _token(self, h: Tensor, tokens: Tensor, node=None) -> tuple[Tensor, Tensor]:
+        """Read one token: reset the work nodes, run τ synchronous internal steps; returns (H, W).
         `node`, if given, is applied to every node value after every internal step (bit size, §6)."""
         inp = nn.functional.one_hot(tokens.long(), self.vocab_size + 1).to(h.dtype)  # (B, V+1)
         w = h.new_zeros(h.shape[0], self.n_relu + self.n_prod)  # work nodes reset at each token
         for _ in range(self.steps):
-            a = self.work_in(torch.cat([h, w, inp], dim=-1))
-            r, p, q = a.split([self.n_relu, self.n_prod, self.n_prod], dim=-1)
-            w = torch.cat([relu(r), p * q], dim=-1)
+            h, w = self._hidden(h, inp), self._work(h, w, inp)  # both from the previous step's values
             if node is not None:
-                w = node(w)
-            g, c = self.gate_in(torch.cat([h, w, inp], dim=-1)).chunk(2, dim=-1)
-            g = hard_sigmoid(g + 0.5)
-            h = g * h + (1 - g) * hard_tanh(c)
-            if node is not None:
-                h = node(h)
-        return h
+                h, w = node(h), node(w)
+        return h, w
+
+    def _out(self, h: Tensor, w: Tensor) -> Tensor:
+        return self.readout(torch.cat([h, w], dim=-1))
 
     def node_init(self, batch: int) -> dict[str, Tensor]:
         return {"h": torch.zeros(batch, self.hidden)}
 
     def node_step(self, carry: dict[str, Tensor], tokens: Tensor, node) -> tuple[dict[str, Tensor], Tensor]:
         """One token through the graph with `node` applied to every node value: (carry, logits (B, V))."""
-        h = self._token(carry["h"], tokens, node)
-        return {"h": h}, self.readout(h)
+        h, w = self._token(carry["h"], tokens, node)
+        return {"h": h}, self._out(h, w)
 
     def logits(self, x: Tensor) -> Tensor:
         h = x.new_zeros(x.shape[0], self.hidden, dtype=torch.float32)
-        h = self._token(h, torch.full_like(x[:, 0], self.vocab_size))
+        inp = shift_right(x, self.vocab_size)
         outs = []
         for t in range(x.shape[1]):
-            outs.append(self.readout(h))
-            if t + 1 < x.shape[1]:
-                h = self._token(h, x[:, t])
+            h, w = self._token(h, inp[:, t])
+            outs.append(self._out(h, w))
         return torch.stack(outs, dim=1)  # (B, T, V)
 
-    def _state(self, h: Tensor) -> State:
-        return State({"log_probs": torch.log_softmax(self.readout(h).double(), dim=-1), "h": h})
+    def _state(self, h: Tensor, w: Tensor) -> State:
+        return State({"log_probs": torch.log_softmax(self._out(h, w).double(), dim=-1), "h": h})
 
     @torch.no_grad()
     def start(self, batch: int) -> State:
         h = torch.zeros(batch, self.hidden)
-        return self._state(self._token(h, torch.full((batch,), self.vocab_size, dtype=torch.long)))
+        return self._state(*self._token(h, torch.full((batch,), self.vocab_size, dtype=torch.long)))
 
     @torch.no_grad()
     def step(self, state: State, tokens: Tensor) -> tuple[State, Tensor]:
-        new = self._state(self._token(state.tensors["h"], tokens))
+        new = self._state(*self._token(state.tensors["h"], tokens))
         return new, new.log_probs

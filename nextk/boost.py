@@ -360,6 +360,9 @@ def boost(
         "lemma1_guarantee_overall": bounds.lemma1_guarantee(
             mean_estimate((test[0] - test[1]).mean(1), "held-out").value, k, n
         ),
+        "lemma1_guarantee_tight": bounds.lemma1_guarantee_tight(
+            mean_estimate((test[0] - test[1]).mean(1), "held-out").value, k, n
+        ),
         "offsets": [rep.to_dict() for rep in reports],
         "num_docs": num_docs,
         "beta_method": how,

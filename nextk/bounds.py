@@ -18,21 +18,35 @@ def theorem3(kl: float, k: int, n: int) -> float:
     return math.sqrt(k * max(kl, 0.0) / (2 * m))
 
 
-def lemma1_guarantee(alpha: float, k: int, n: int) -> float:
-    """Lemma 1 (THEORY.md §4): boosting with advantage α lowers KL by ≥ ⌊m/k⌋ α² / 4 nats."""
+def blocks_lower(k: int, n: int) -> int:
+    """max(1, ⌊m/k⌋), m = n − k + 1 (THEORY.md §4): the number of blocks the Lemma 1 bound counts. The
+    paper writes ⌊m/k⌋, which is 0 when m < k (k > (n+1)/2); every offset r < m still has a block there,
+    so the bound holds with 1 and a zero guarantee is never reported."""
     m = _check(0.0, k, n)
-    return (m // k) * alpha**2 / 4
+    return max(1, m // k)
+
+
+def lemma1_guarantee(alpha: float, k: int, n: int) -> float:
+    """Lemma 1 (THEORY.md §4): boosting with advantage α lowers KL by ≥ max(1, ⌊m/k⌋) · α² / 4 nats
+    (the paper's ⌊m/k⌋ α²/4, which is 0 for k > (n+1)/2, with the floor at one block)."""
+    return blocks_lower(k, n) * alpha**2 / 4
+
+
+def lemma1_guarantee_tight(alpha: float, k: int, n: int) -> float:
+    """The tighter form of Lemma 1 (THEORY.md §4, Cauchy–Schwarz over offsets): the best offset and
+    step lower KL by ≥ m · α² / (4 · min(k, m)) nats, m = n − k + 1; never below lemma1_guarantee."""
+    m = _check(0.0, k, n)
+    return m * alpha**2 / (4 * min(k, m))
 
 
 def search_delta(eps: float, k: int, n: int) -> float:
-    """Stop threshold of Algorithm 1 (THEORY.md §5): δ(ε, k, n) = ⌊m/k⌋ ε² / (4n) per token."""
-    m = _check(0.0, k, n)
-    return (m // k) * eps**2 / (4 * n)
+    """Stop threshold of Algorithm 1 (THEORY.md §5): δ(ε, k, n) = max(1, ⌊m/k⌋) · ε² / (4n) per token
+    (the paper's ⌊m/k⌋ with the floor at one block, so δ > 0 for every k ≤ n and ε ≠ 0)."""
+    return blocks_lower(k, n) * eps**2 / (4 * n)
 
 
 def search_max_start(eps: float, k: int, n: int, vocab_size: int) -> int:
     """N = ⌈10 · log V / δ⌉ (THEORY.md §5): makes "two sizes suffice" hold with probability ≥ 0.9."""
-    delta = search_delta(eps, k, n)
-    if delta <= 0:
-        raise ValueError(f"δ(ε={eps}, k={k}, n={n}) = 0: need ⌊m/k⌋ ≥ 1 and ε > 0")
-    return math.ceil(10 * math.log(vocab_size) / delta)
+    if not eps > 0:
+        raise ValueError(f"accuracy ε must be > 0, got {eps}")
+    return math.ceil(10 * math.log(vocab_size) / search_delta(eps, k, n))

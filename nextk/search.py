@@ -2,7 +2,9 @@
 and with bit size in the schedule (THEORY.md §6; Algorithm 2).
 
 Draw j₀ uniformly from {1, …, N}; train sizes j₀ and j₀+1; while L(q_j) − L(q_{j+1}) > δ move to
-j+1; output q_j. δ(ε, k, n) = ⌊m/k⌋ ε² / (4n) and N = ⌈10 log V / δ⌉ (nextk.bounds).
+j+1; output q_j. δ(ε, k, n) = max(1, ⌊m/k⌋) ε² / (4n) and N = ⌈10 log V / δ⌉ (nextk.bounds). The
+paper writes ⌊m/k⌋, which is 0 for k > (n+1)/2, where Lemma 1 still guarantees one block (THEORY.md §4):
+every 1 ≤ k ≤ n is accepted.
 """
 
 from __future__ import annotations
@@ -135,9 +137,11 @@ def search(
     """Algorithm 1 (Algorithm 2 when the schedule carries "bits"). Returns the model at the stopping
     index with the whole record; `measure` adds its advantages at window k (checkers, learned, TV)."""
     n, v = source.length, source.vocab_size
+    if not eps > 0:
+        raise InputError(f"accuracy eps must be > 0, got {eps}")
+    if not 1 <= k <= n:
+        raise InputError(f"window size k={k} must be between 1 and the document length {n}")
     delta = bounds.search_delta(eps, k, n)
-    if delta <= 0:
-        raise InputError(f"δ = ⌊m/k⌋ε²/(4n) is 0 for eps={eps}, k={k}, n={n}: need ε > 0 and k ≤ (n+1)/2")
     n_theory = bounds.search_max_start(eps, k, n, v)
     schedule = schedule or default_schedule(family)
     max_start = max_start or min(n_theory, 3)

@@ -1,11 +1,17 @@
 """Fidelity to THEORY.md §4–7: the paper's RNN keeps hidden nodes off the work nodes (Definition 3 (i));
 Lemma 1 and δ never report zero for k > (n+1)/2; factorization documents sorted or in drawn order."""
 
+import math
+
 import pytest
 import torch
 
+from nextk import bounds
+from nextk.errors import InputError
 from nextk.lm import log_probs_by_steps
 from nextk.models import PaperRNN
+from nextk.search import search
+from nextk.sources import Dyck
 
 V = 4
 X = torch.randint(0, V, (3, 6), generator=torch.Generator().manual_seed(1))
@@ -55,3 +61,69 @@ def test_paper_rnn_state_is_hidden_set_and_stepping_equals_teacher_forcing():
         state, _ = m.step(state, X[:, t])
     assert torch.allclose(state.tensors["h"], hidden_run(m, X)[:, -1], atol=1e-6)
     assert m.num_parameters > 16**2
+
+
+# ---- Lemma 1 and δ (THEORY.md §4–5): max(1, ⌊m/k⌋), never a zero guarantee ---------------------------
+# (alpha or eps, k, n, blocks = max(1, ⌊m/k⌋), min(k, m)) worked by hand, m = n − k + 1
+LEMMA1_CASES = [
+    (0.2, 4, 11, 2, 4),  # m = 8: ⌊8/4⌋ = 2
+    (0.3, 3, 20, 6, 3),  # m = 18: ⌊18/3⌋ = 6
+    (0.5, 6, 10, 1, 5),  # m = 5 < k = 6 (k > (n+1)/2): the paper's ⌊5/6⌋ = 0, here 1; min(k, m) = 5
+    (0.4, 10, 10, 1, 1),  # k = n: m = 1, one block
+    (0.1, 5, 8, 1, 4),  # m = 4 < k = 5
+]
+
+
+@pytest.mark.parametrize("alpha, k, n, blocks, kmin", LEMMA1_CASES)
+def test_lemma1_guarantee_by_hand(alpha, k, n, blocks, kmin):
+    m = n - k + 1
+    assert bounds.lemma1_guarantee(alpha, k, n) == pytest.approx(blocks * alpha * alpha / 4, rel=1e-12)
+    assert bounds.lemma1_guarantee_tight(alpha, k, n) == pytest.approx(m * alpha * alpha / (4 * kmin), rel=1e-12)
+    assert bounds.lemma1_guarantee(alpha, k, n) > 0
+    assert bounds.lemma1_guarantee_tight(alpha, k, n) >= bounds.lemma1_guarantee(alpha, k, n) - 1e-15
+
+
+def test_lemma1_guarantee_numbers():
+    assert bounds.lemma1_guarantee(0.5, 6, 10) == pytest.approx(0.0625)  # 1 · 0.25 / 4
+    assert bounds.lemma1_guarantee_tight(0.5, 6, 10) == pytest.approx(0.0625)  # 5 · 0.25 / (4 · 5)
+    assert bounds.lemma1_guarantee_tight(0.2, 4, 11) == pytest.approx(0.02)  # 8 · 0.04 / 16
+    assert bounds.lemma1_guarantee(0.2, 4, 11) == pytest.approx(0.02)  # 2 · 0.04 / 4
+    assert bounds.lemma1_guarantee_tight(0.2, 3, 11) == pytest.approx(0.03)  # 9 · 0.04 / 12
+    assert bounds.lemma1_guarantee(0.2, 3, 11) == pytest.approx(0.03)  # 3 · 0.04 / 4
+    assert bounds.lemma1_guarantee_tight(0.2, 4, 12) == pytest.approx(0.0225)  # 9 · 0.04 / 16
+    assert bounds.lemma1_guarantee(0.2, 4, 12) == pytest.approx(0.02)  # ⌊9/4⌋ = 2: 2 · 0.04 / 4
+
+
+@pytest.mark.parametrize("eps, k, n, blocks, kmin", LEMMA1_CASES)
+def test_search_delta_and_max_start_by_hand(eps, k, n, blocks, kmin):
+    delta = blocks * eps * eps / (4 * n)
+    assert bounds.search_delta(eps, k, n) == pytest.approx(delta, rel=1e-12)
+    assert bounds.search_max_start(eps, k, n, 3) == math.ceil(10 * math.log(3) / delta)
+    assert bounds.search_delta(0.2, 6, 8) == pytest.approx(0.04 / 32)  # m = 3 < k = 6: one block, not 0
+    with pytest.raises(ValueError, match="> 0"):
+        bounds.search_max_start(0.0, k, n, 3)
+
+
+def test_search_accepts_long_windows_and_refuses_bad_eps():
+    p = Dyck(1, 3, 6)
+    quiet = dict(
+        family="gru", train_kwargs={"steps": 2, "eval_every": 2}, max_sizes=2, measure=False, log=lambda *a: None
+    )
+    r = search(p, eps=0.2, k=5, **quiet)  # k = 5 > (6+1)/2: m = 2, ⌊2/5⌋ = 0, δ uses 1 block
+    assert r.delta == pytest.approx(0.04 / 24)
+    for eps in (0.0, -0.1):
+        with pytest.raises(InputError, match="eps"):
+            search(p, eps=eps, k=2, **quiet)
+    with pytest.raises(InputError, match="window"):
+        search(p, eps=0.2, k=7, **quiet)
+
+
+def test_boost_reports_both_lemma1_forms():
+    from nextk.boost import boost
+    from nextk.models import GRU
+
+    p = Dyck(1, 2, 6)
+    b = boost(GRU(2, 4), p.checks["valid"], k=2, p=p, num_docs=64, seed=0)
+    # n = 6, k = 2: m = 5, max(1, ⌊5/2⌋) = 2 blocks, min(k, m) = 2: tight / overall = (5/8) / (2/4) = 1.25
+    overall, tight = b.search_["lemma1_guarantee_overall"], b.search_["lemma1_guarantee_tight"]
+    assert overall > 0 and tight == pytest.approx(1.25 * overall, rel=1e-12)

@@ -1,4 +1,6 @@
-"""`nextk barrier report`: every barrier experiment within a time budget → JSON, plots, summary.md."""
+"""`nextk barrier report`: every barrier experiment within a time budget → JSON, plots, summary.md. Every
+conclusion it prints (summary, plot titles, results.json "conclusions") is computed from the measured numbers
+and their intervals by `nextk.barrier.conclusions`."""
 
 from __future__ import annotations
 
@@ -12,6 +14,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from nextk.barrier.conclusions import (  # noqa: E402
+    cohens_w_interval,
+    conclusions,
+    interval_text,
+    invalid_rate,
+    label,
+    order_headline,
+    sampling_headline,
+    seconds_text,
+)
 from nextk.barrier.hidden import HiddenStream, SeedPrefix, visible_tv  # noqa: E402
 from nextk.barrier.primes import prime_costs  # noqa: E402
 from nextk.barrier.sampling import sampling_cost  # noqa: E402
@@ -21,6 +33,7 @@ from nextk.measure import excess_loss  # noqa: E402
 from nextk.models import GRU  # noqa: E402
 from nextk.report import errorbar  # noqa: E402
 from nextk.sources import Factorization, RandomNumber  # noqa: E402
+from nextk.stats import Z95  # noqa: E402
 from nextk.train import train  # noqa: E402
 
 
@@ -127,7 +140,7 @@ def run_report(cfg: BarrierConfig, out: Path, log=print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     t0 = time.perf_counter()
-    res: dict = {}
+    res: dict = {"sampling_requested_digits": list(cfg.sampling_digits)}
     stages = [
         ("sampling", lambda: sampling_cost(cfg.sampling_digits, cfg.sampling_budget_s, log=log, seed=cfg.seed)),
         ("primes", lambda: prime_costs(cfg.prime_digits, cfg.prime_budget_s, seed=cfg.seed, log=log)),
@@ -140,25 +153,48 @@ def run_report(cfg: BarrierConfig, out: Path, log=print) -> dict:
         res[name] = run()
         res.setdefault("seconds", {})[name] = time.perf_counter() - t0
         (out / "results.json").write_text(json.dumps(res, indent=2))
+    res["conclusions"] = conclusions(res, cfg.sampling_digits)
+    (out / "results.json").write_text(json.dumps(res, indent=2))
     draw(res, out)
     (out / "summary.md").write_text(summary(res))
     return res
 
 
+def report_conclusions(res: dict) -> dict:
+    """The conclusions stored in results.json, or computed from it (plots and summary read only res)."""
+    if "conclusions" not in res:
+        requested = res.get("sampling_requested_digits") or sorted(
+            {r["digits"] for v in res.get("sampling", {}).values() for r in v["rows"]}
+        )
+        res["conclusions"] = conclusions(res, requested)
+    return res["conclusions"]
+
+
 def draw(res: dict, out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    c = report_conclusions(res)
+    fig, ax = plt.subplots(figsize=(8, 5))
     for name, s in res["sampling"].items():
         rows = s["rows"]
-        ax.plot(
+        times = [
+            {
+                "value": r["seconds_per_sample"],
+                "low": r["seconds_per_sample"] - Z95 * (r.get("stderr") or 0.0),
+                "high": r["seconds_per_sample"] + Z95 * (r.get("stderr") or 0.0),
+            }
+            for r in rows
+        ]
+        g = c["sampling"]["growth"][name]
+        errorbar(
+            ax,
             [r["digits"] for r in rows],
-            [r["seconds_per_sample"] for r in rows],
+            times,
             marker="o",
-            label=f"{name} ({s['fit'].get('decades_per_digit', float('nan')):.2f} decades/digit)",
+            label=f"{label(name)}: {interval_text(g, '.2f')} dec/digit",
         )
     ax.set_yscale("log")
     ax.set_xlabel("digits d of each prime")
-    ax.set_ylabel("seconds per sample")
-    ax.set_title("Factorization: sampling cost by order")
+    ax.set_ylabel("seconds per sample (95% interval)")
+    ax.set_title("Factorization: sampling cost by order\n" + sampling_headline(c["sampling"]), fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "sampling_cost.png", dpi=120)
@@ -166,72 +202,85 @@ def draw(res: dict, out: Path) -> None:
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     pr = res["primes"]
-    tv = [r for r in pr if "tv" in r]
+    tv = [r for r in pr if r.get("tv") is not None]
     a1.plot([r["digits"] for r in tv], [r["tv"] for r in tv], marker="o")
     a1.set_xlabel("digits d")
-    a1.set_ylabel("TV(approximation, uniform prime)")
-    a1.set_title("li-density approximation: exact TV")
+    a1.set_ylabel("TV(approximation, uniform prime), exact")
+    a1.set_title(f"max exact TV {max((r['tv'] for r in tv), default=float('nan')):.4f}", fontsize=9)
     for key in ("exact", "approx"):
         pts = [(r["digits"], r[key]) for r in pr if r.get(key)]
-        a2.plot(*zip(*pts), marker="o", label=key)
+        if pts:
+            a2.plot(*zip(*pts), marker="o", label=key)
     a2.set_yscale("log")
     a2.set_xlabel("digits d")
-    a2.set_ylabel("seconds per prime")
+    a2.set_ylabel("mean seconds per prime")
     a2.legend()
+    fig.suptitle("Random primes: li-density approximation vs exact counts")
     fig.tight_layout()
     fig.savefig(out / "primes.png", dpi=120)
     plt.close(fig)
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
     for order in ("product_first", "factors_first"):
         rows = [r for r in res["learning"] if r["order"] == order]
         ds = [r["digits"] for r in rows]
         for ax, key in ((a1, "excess_loss"), (a2, "validity")):
-            e = [r[key] for r in rows]
-            errorbar(ax, ds, e, marker="o", label=order)
+            errorbar(ax, ds, [r[key] for r in rows], marker="o", label=label(order))
     a1.set_ylabel("excess loss (nats/token)")
     a2.set_ylabel("valid samples (N = p·q, p, q prime)")
-    for ax in (a1, a2):
+    for ax, key, quantity in ((a1, "excess_loss", "excess loss"), (a2, "validity", "valid rate")):
+        ax.set_title(order_headline(c["learning"][key], quantity), fontsize=8, wrap=True)
         ax.set_xlabel("digits d")
         ax.legend()
-    fig.suptitle("Same GRU, same budget: the order matters")
+    fig.suptitle("Same GRU size and training budget, both orders (95% intervals)")
     fig.tight_layout()
     fig.savefig(out / "learning.png", dpi=120)
     plt.close(fig)
 
 
 def summary(res: dict) -> str:
+    c = report_conclusions(res)
     s = res["sampling"]
-    lines = [
-        "# Barrier report",
+    lines = ["# Barrier report", "", "## Conclusions", ""]
+    lines += [f"- {x['sentence']}" for x in c["sampling"]["versus"]]
+    lines += [f"- {x['sentence']}" for x in c["sampling"]["stopped"].values()]
+    lines += [f"- {c['primes']['sentence']}"]
+    lines += [f"- {x['sentence']}" for key in ("validity", "excess_loss") for x in c["learning"][key]]
+    lines += [f"- {x['sentence']}" for x in c["hidden"]]
+    lines += [f"- {x['sentence']}" for x in c["uniformity"]]
+    lines += [
         "",
         "## Sampling cost (seconds per sample; fitted growth)",
         "",
-        "| sampler | d range | decades per digit | polynomial degree | last d: s/sample |",
-        "|---|---|---|---|---|",
+        "| sampler | d range | decades per digit | polynomial degree | last d: s/sample | sweep |",
+        "|---|---|---|---|---|---|",
     ]
     for name, v in s.items():
-        rows, fit = v["rows"], v["fit"]
+        rows, key, g, p = v["rows"], label(name), c["sampling"]["growth"][name], c["sampling"]["degree"][name]
+        if not rows:
+            lines.append(f"| {key} | none | n/a | n/a | n/a | {c['sampling']['stopped'][name]['flag']} |")
+            continue
         lines.append(
-            f"| {name} | {rows[0]['digits']}–{rows[-1]['digits']} | {fit.get('decades_per_digit', float('nan')):.3f} "
-            f"| {fit.get('polynomial_degree', float('nan')):.2f} | {rows[-1]['seconds_per_sample']:.2e} |"
+            f"| {key} | {rows[0]['digits']}–{rows[-1]['digits']} | {interval_text(g, '.3f')} "
+            f"| {interval_text(p, '.2f')} "
+            f"| {seconds_text(rows[-1]['seconds_per_sample'], rows[-1].get('stderr'))} "
+            f"| {c['sampling']['stopped'][name]['flag']} |"
         )
     lines += [
         "",
-        "Product-first autoregressive sampling must factor the visible N; the budget stops it first.",
+        "Growth: least squares of log10 seconds on d (degree: on log10 d), 95% Student-t intervals; two points "
+        "give no interval. Sweep: complete, or stopped by the time budget or by the sampler's own limit.",
         "",
         "## Random primes: li-density approximation",
         "",
-        "| d | exact s/prime | approx s/prime | TV |",
+        "| d | exact s/prime | approx s/prime | TV (exact, by enumeration) |",
         "|---|---|---|---|",
     ]
     for r in res["primes"]:
-        ex = f"{r['exact']:.2e}" if r.get("exact") else "n/a (beyond the sieve)"
-        lines.append(
-            f"| {r['digits']} | {ex} | {r['approx']:.2e} | {r['tv']:.4f} |"
-            if "tv" in r
-            else f"| {r['digits']} | {ex} | {r['approx']:.2e} | not enumerated |"
-        )
+        ex = seconds_text(r["exact"], r.get("exact_stderr")) if r.get("exact") else "n/a (beyond the sieve)"
+        ap = seconds_text(r["approx"], r.get("approx_stderr"))
+        tv = f"{r['tv']:.4f}" if r.get("tv") is not None else "not enumerated"
+        lines.append(f"| {r['digits']} | {ex} | {ap} | {tv} |")
     lines += [
         "",
         "## Learning by order (same GRU size and budget)",
@@ -240,10 +289,9 @@ def summary(res: dict) -> str:
         "|---|---|---|---|",
     ]
     for r in res["learning"]:
-        e, v = r["excess_loss"], r["validity"]
         lines.append(
-            f"| {r['digits']} | {r['order']} | {e['value']:.4f} [{e['low']:.4f}, {e['high']:.4f}] "
-            f"| {v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}] |"
+            f"| {r['digits']} | {label(r['order'])} | {interval_text(r['excess_loss'], '.4f')} "
+            f"| {interval_text(r['validity'])} |"
         )
     lines += [
         "",
@@ -253,22 +301,25 @@ def summary(res: dict) -> str:
         "|---|---|---|---|",
     ]
     for r in res["hidden"]:
-        v = r["validity"]
         lines.append(
-            f"| {r['variant']} | {v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}] | {r['visible_tv']:.4f} "
-            f"| {r['visible_tv_method']} |"
+            f"| {r['variant']} | {interval_text(r['validity'])} | {r['visible_tv']:.4f} | {r['visible_tv_method']} |"
         )
     lines += [
         "",
         "## Randomized task: a uniform 3-digit number",
         "",
-        "| samples from | χ² p-value | Cohen's w | w, noise floor removed | invalid |",
+        "| samples from | χ² (dof) | p-value | Cohen's w, noise floor removed | invalid rate |",
         "|---|---|---|---|---|",
     ]
     for r in res["uniformity"]:
         lines.append(
-            f"| {r['model']} | {r['p_value']:.3g} | {r['cohens_w']:.3f} | {r['cohens_w_corrected']:.3f} "
-            f"| {r['invalid_rate']:.3f} |"
+            f"| {r['model']} | {r['chi2']:.1f} ({r['dof']}) | {r['p_value']:.3g} "
+            f"| {interval_text(cohens_w_interval(r))} | {interval_text(invalid_rate(r))} |"
         )
-    lines += ["", f"Total time: {max(res['seconds'].values()):.0f} s. Intervals are 95%."]
+    lines += [
+        "",
+        f"Total time: {max(res['seconds'].values()):.0f} s. Intervals are 95%: Wilson for rates, normal for means, "
+        "Student-t for fitted growth, noncentral χ² inversion for Cohen's w. Two estimates differ only where "
+        "their intervals do not overlap.",
+    ]
     return "\n".join(lines) + "\n"

@@ -69,12 +69,24 @@ def start_chunks(s: Tensor, m: int, rows_per_chunk: int):
             yield i, r[c : c + rows_per_chunk]
 
 
-def judge_all_windows(d, prefix: Tensor, i: int, k: int, v: int) -> Tensor:
-    """d on (prefix, w) for every w ∈ Σ^k: float (B, V^k)."""
+def judge_all_windows(d, prefix: Tensor, start: int | Tensor, k: int, v: int) -> Tensor:
+    """d on (prefix, w) for every w ∈ Σ^k: float (B, V^k). `start` is an int or a per-row LongTensor
+    (B,): row b's window goes at columns start[b] … start[b]+k−1 of its prefix row (columns from
+    start[b] on are ignored, so rows of one batch may have prefixes of different lengths)."""
     windows = all_strings(v, k)  # (V^k, k)
-    b = prefix.shape[0]
-    x = torch.cat([prefix.repeat_interleave(len(windows), 0), windows.repeat(b, 1)], dim=1)
-    return d(x, i, k).reshape(b, -1).double()
+    b, n_w = prefix.shape[0], len(windows)
+    if not isinstance(start, Tensor):
+        x = torch.cat([prefix[:, :start].repeat_interleave(n_w, 0), windows.repeat(b, 1)], dim=1)
+        return d(x, start, k).reshape(b, -1).double()
+    start = start.long()
+    width = int(start.max()) + k if b else k
+    base = torch.zeros(b, width, dtype=torch.long)
+    base[:, : min(prefix.shape[1], width)] = prefix[:, :width]
+    base[torch.arange(width) >= start.unsqueeze(1)] = 0  # nothing from the row's own tail
+    x = base.repeat_interleave(n_w, 0)
+    starts = start.repeat_interleave(n_w)
+    x.scatter_(1, starts.unsqueeze(1) + torch.arange(k), windows.repeat(b, 1))
+    return d(x, starts, k).reshape(b, -1).double()
 
 
 def advantage(
@@ -124,7 +136,7 @@ def advantage(
         method = "paired monte carlo"
     else:
         check_enumeration(v**k, f"Rao–Blackwell window enumeration ({v}^{k})")
-        p_exact = getattr(p, "exact", True)
+        p_exact = p.exact
         p_states = states_along(p, x[:, : m - 1]) if p_exact else None
         for i, rc in start_chunks(s, m, max(1, chunk // v**k)):
             docs = x[rc[:, 0]]

@@ -41,6 +41,10 @@ class Boosted:
     Exact conditionals (eq. 1.4–1.5): inside the block starting at s, with u = x_{s:t} written,
     q'(v | x_{<t}) = exp(Φ(uv) − Φ(u)), Φ(u) = log Σ_y q(uy | x_{<s}) e^{η d(x_{<s}, uy)}: the node
     log-sums of one trie of depth k, built once per block from Σ_{j≤k} V^j batched model steps.
+
+    State contract (nextk.lm): every row keeps its own position, history, trie node and trie, so rows
+    at different positions step together; `log_probs` builds the tries of all blocks of all documents
+    in one batched pass.
     """
 
     exact = True
@@ -54,55 +58,86 @@ class Boosted:
         self.block_starts = list(range(offset, m, k))
         self.search_: dict | None = None
         self.acceptance_: float | None = None
+        v = self.vocab_size
+        self._level_offsets = torch.tensor([sum(v**i for i in range(j)) for j in range(k + 2)])  # flat trie
 
     def __repr__(self) -> str:
         return f"Boosted(k={self.k}, offset={self.offset}, eta={self.eta:.4g}, blocks={self.block_starts})"
 
     # ---- the trie ----------------------------------------------------------------------------------
-    def trie(self, q_state: State, prefix: Tensor) -> list[Tensor]:
-        """Φ at every depth for the blocks starting after `prefix` (B, s): [(B, 1), (B, V), …, (B, V^k)]."""
-        v, k = self.vocab_size, self.k
-        check_enumeration(prefix.shape[0] * v**k, f"boosted trie ({prefix.shape[0]} blocks × {v}^{k} windows)")
-        leaf = window_log_probs(self.q, q_state, k) + self.eta * judge_all_windows(
-            self.d, prefix, prefix.shape[1], k, v
-        )  # (B, V^k): log q(w|x_{<s}) + η d
-        phis = [leaf]
+    def trie(self, q_state: State, prefix: Tensor, starts: int | Tensor | None = None) -> Tensor:
+        """Φ of every trie node for the blocks starting after each row's prefix, levels flattened:
+        (B, Σ_{j≤k} V^j), level j (the V^j nodes at depth j) at columns offsets[j]:offsets[j+1].
+        `starts`: the block start of each row (int or (B,)); default prefix.shape[1]."""
+        v, k, b = self.vocab_size, self.k, prefix.shape[0]
+        check_enumeration(b * v**k, f"boosted trie ({b} blocks × {v}^{k} windows)")
+        starts = prefix.shape[1] if starts is None else starts
+        leaf = window_log_probs(self.q, q_state, k) + self.eta * judge_all_windows(self.d, prefix, starts, k, v)
+        levels = [leaf]  # (B, V^k): log q(w|x_{<s}) + η d
         for _ in range(k):
-            phis.insert(0, torch.logsumexp(phis[0].reshape(prefix.shape[0], -1, v), dim=-1))
-        return phis
+            levels.insert(0, torch.logsumexp(levels[0].reshape(b, -1, v), dim=-1))
+        return torch.cat(levels, dim=1)
 
-    @staticmethod
-    def conditional(phis: list[Tensor], node: Tensor, depth: int, v: int) -> Tensor:
-        """q'(· | block prefix u = node at `depth`): (B, V); undefined (Φ(u) = −inf) rows uniform."""
-        rows = torch.arange(len(node))
-        children = phis[depth + 1].reshape(len(node), -1, v)[rows, node]  # (B, V)
-        parent = phis[depth][rows, node].unsqueeze(1)
+    def tries(self, q_state: State, prefix: Tensor, starts: Tensor) -> Tensor:
+        """`trie` for many rows in chunks that each fit the enumeration budget (one batched pass when
+        they all fit): rows may be at different positions (the State contract)."""
+        per = max(1, MAX_ENUMERATION // self.vocab_size**self.k)
+        if len(starts) <= per:
+            return self.trie(q_state, prefix, starts)
+        chunks = [slice(i, i + per) for i in range(0, len(starts), per)]
+        return torch.cat([self.trie(q_state[c], prefix[c], starts[c]) for c in chunks])
+
+    def conditional(self, phi: Tensor, node: Tensor, depth: Tensor) -> Tensor:
+        """q'(· | block prefix u) for each row: u is trie node `node` at depth `depth` (per row), phi the
+        flattened trie (B, Σ V^j). (B, V); rows with Φ(u) = −inf (unreachable prefix) are uniform."""
+        v, off = self.vocab_size, self._level_offsets
+        parent = phi.gather(1, (off[depth] + node).unsqueeze(1))  # (B, 1)
+        children = phi.gather(1, (off[depth + 1] + node * v).unsqueeze(1) + torch.arange(v))  # (B, V)
         out = children - parent
-        dead = torch.isneginf(parent).squeeze(1)
-        out[dead] = -math.log(v)
+        out[torch.isneginf(parent).squeeze(1)] = -math.log(v)
         return out
 
-    def block_of(self, t: int) -> tuple[int, int] | None:
-        """(block start s, depth t − s) if position t lies in a block, else None."""
-        if t < self.offset:
-            return None
-        s = t - (t - self.offset) % self.k
-        return (s, t - s) if s in self.block_starts else None
+    def block_depth(self, pos: Tensor) -> Tensor:
+        """Depth t − s of each position t inside its block starting at s ∈ S_r, or −1 outside every block."""
+        s = pos - (pos - self.offset) % self.k
+        last = self.block_starts[-1] if self.block_starts else -1  # offset ≥ m: no block, q' = q
+        inside = (pos >= self.offset) & (s <= last) & (pos < self.length)
+        return torch.where(inside, pos - s, -1)
 
     # ---- LanguageModel ------------------------------------------------------------------------------
+    def _block_tries(self, x: Tensor) -> tuple[list[int], Tensor]:
+        """The tries of every block of every document of x (B, T) in one batched pass: q's states at
+        all block starts concatenated (rows at different positions). Returns (starts, phi (nb·B, ΣV^j)),
+        rows ordered block-major."""
+        starts = [s for s in self.block_starts if s < x.shape[1]]
+        if not starts:
+            return starts, torch.zeros(0, 0, dtype=torch.float64)
+        with torch.no_grad():
+            states = states_along(self.q, x[:, : starts[-1]])
+        batch = State.cat([states[s] for s in starts])
+        block_start = torch.tensor(starts).repeat_interleave(x.shape[0])
+        return starts, self.tries(batch, x.repeat(len(starts), 1), block_start)
+
     def log_probs(self, x: Tensor) -> Tensor:
         x = check_tokens(x, self.vocab_size, self.length)
-        v = self.vocab_size
+        b, v = x.shape[0], self.vocab_size
         with torch.no_grad():
             out = self.q.log_probs(x).double().clone()  # (B, T, V): q outside the blocks
-            starts = [s for s in self.block_starts if s < x.shape[1]]
-            states = states_along(self.q, x[:, : starts[-1]]) if starts else []
-        for s in starts:
-            phis = self.trie(states[s], x[:, :s])
-            node = torch.zeros(x.shape[0], dtype=torch.long)
-            for j in range(min(self.k, x.shape[1] - s)):
-                out[:, s + j] = self.conditional(phis, node, j, v)
-                node = node * v + x[:, s + j]
+        starts, phi = self._block_tries(x)
+        if not starts:
+            return out
+        st = torch.tensor(starts)
+        node = torch.zeros(len(starts) * b, dtype=torch.long)
+        for j in range(self.k):
+            pos = st + j
+            keep = pos < x.shape[1]
+            if not keep.any():
+                break
+            rows = keep.repeat_interleave(b)
+            lp = self.conditional(phi[rows], node[rows], torch.full((int(rows.sum()),), j))
+            out[:, pos[keep]] = lp.reshape(-1, b, v).transpose(0, 1)
+            tok = x[:, pos[keep]].T.reshape(-1)  # block-major, like the rows
+            node[rows] = node[rows] * v + tok
         return out
 
     def log_prob(self, x: Tensor) -> Tensor:
@@ -112,53 +147,50 @@ class Boosted:
             return gather_log_prob(self.log_probs(x), x)
         with torch.no_grad():
             out = self.q.log_prob(x).double().clone()
-            states = states_along(self.q, x[:, : self.block_starts[-1]])
-        for s in self.block_starts:
-            lz = self.trie(states[s], x[:, :s])[0][:, 0]
-            out += self.eta * self.d(x[:, : s + self.k], s, self.k).double() - lz
+        starts, phi = self._block_tries(x)
+        if not starts:
+            return out
+        log_z = phi[:, 0].reshape(len(starts), -1)  # (blocks, B): the root of each trie
+        for i, s in enumerate(starts):
+            out += self.eta * self.d(x[:, : s + self.k], s, self.k).double() - log_z[i]
         return out
 
     def start(self, batch: int) -> State:
-        q_state = self.q.start(batch)
         hist = torch.zeros(batch, self.length, dtype=torch.long)
-        return self._enter(q_state, hist, 0, torch.zeros(batch, dtype=torch.long), None)
+        z = torch.zeros(batch, dtype=torch.long)
+        return self._enter(self.q.start(batch), hist, z, z.clone(), torch.zeros(batch, 0, dtype=torch.float64))
 
     def step(self, state: State, tokens: Tensor) -> tuple[State, Tensor]:
         t = state.tensors
-        pos = int(t["pos"][0])
-        if pos >= self.length:
-            raise InputError(f"Boosted documents have {self.length} tokens; cannot read token {pos + 1}")
+        pos = t["pos"]
+        if len(pos) and int(pos.max()) >= self.length:
+            raise InputError(f"Boosted documents have {self.length} tokens; cannot read token {int(pos.max()) + 1}")
         tokens = tokens.long()
         q_state, _ = self.q.step(_unprefix(state, "q."), tokens)
         hist = t["hist"].clone()
-        hist[:, pos] = tokens
-        node = t["node"] * self.vocab_size + tokens if self.block_of(pos) else t["node"]
-        new = self._enter(q_state, hist, pos + 1, node, t.get("phi"))
+        hist[torch.arange(len(pos)), pos] = tokens
+        node = torch.where(self.block_depth(pos) >= 0, t["node"] * self.vocab_size + tokens, t["node"])
+        new = self._enter(q_state, hist, pos + 1, node, t["phi"])
         return new, new.log_probs
 
-    def _enter(self, q_state: State, hist: Tensor, pos: int, node: Tensor, phi: Tensor | None) -> State:
-        """State at position `pos`: builds the trie when a block starts here."""
-        b = hist.shape[0]
-        if pos in self.block_starts:
-            phi = torch.cat(self.trie(q_state, hist[:, :pos]), dim=1)  # flattened levels (B, Σ V^j)
-            node = torch.zeros(b, dtype=torch.long)
-        if phi is None:
-            phi = torch.zeros(b, 0, dtype=torch.float64)
-        blk = self.block_of(pos) if pos < self.length else None
-        if blk is None:
-            lp = q_state.log_probs.double()
-        else:
-            v, depth = self.vocab_size, blk[1]
-            sizes = [v**j for j in range(self.k + 1)]
-            phis = list(phi.split(sizes, dim=1))
-            lp = self.conditional(phis, node, depth, v)
-        tensors = {
-            "log_probs": lp,
-            "pos": torch.full((b,), pos, dtype=torch.long),
-            "hist": hist,
-            "node": node,
-            "phi": phi,
-        }
+    def _enter(self, q_state: State, hist: Tensor, pos: Tensor, node: Tensor, phi: Tensor) -> State:
+        """State of every row at its own position: rows at a block start get their trie (one batched
+        build for all of them), rows inside a block read q' from their trie, the others read q."""
+        depth = self.block_depth(pos)
+        fresh = (depth == 0).nonzero().squeeze(1)
+        if len(fresh):
+            width = int(self._level_offsets[-1])
+            if phi.shape[1] < width:  # no row had a trie yet: allocate the flat levels
+                phi = torch.nn.functional.pad(phi, (0, width - phi.shape[1]))
+            phi = phi.clone()
+            phi[fresh] = self.tries(q_state[fresh], hist[fresh], pos[fresh])
+            node = node.clone()
+            node[fresh] = 0
+        lp = q_state.log_probs.double().clone()
+        inside = (depth >= 0).nonzero().squeeze(1)
+        if len(inside):
+            lp[inside] = self.conditional(phi[inside], node[inside], depth[inside])
+        tensors = {"log_probs": lp, "pos": pos, "hist": hist, "node": node, "phi": phi}
         tensors.update({"q." + key: val for key, val in q_state.tensors.items()})
         return State(tensors)
 

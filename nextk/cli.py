@@ -95,7 +95,7 @@ def sample(
         params = parse_params(source, ctx.args)
         src = build_source(source, params)
         x = src.sample(num, generator=seed)
-        lps = src.log_prob(x).tolist() if getattr(src, "exact", True) else [None] * num
+        lps = src.log_prob(x).tolist() if src.exact else [None] * num
     except ValueError as e:
         fail(e)
     rows = [{"text": t, "log_prob": lp} for t, lp in zip(src.decode(x), lps)]

@@ -3,11 +3,24 @@
 Everything that assigns next-token probabilities — exact sources, trained networks, boosted and
 quantised models — satisfies `LanguageModel`, so measuring code never branches on type.
 
-Incremental decoding works on `State`: a batch of decoder states whose every tensor has the batch
-as its first axis, so a state can be indexed (`state[idx]`) and repeated (`state.repeat(n)`) to
-branch many continuations from one prefix. A state always carries the next-token log-probabilities
-of the prefix it has read (`state.log_probs`, shape (batch, vocab)): `start(batch)` gives the
-empty prefix, `step(state, tokens)` reads one token per row.
+Incremental decoding works on `State`. **The State contract**, which every LanguageModel honours
+(sources, networks and every wrapper: boosted, quantised, adapters; tests/test_contract.py checks it
+for each one):
+
+1. A State is a batch of *independent rows*. Every tensor in it has the batch as axis 0; row b holds
+   everything about one prefix and nothing about any other row.
+2. Each row is at its own position. Rows read at different lengths may be concatenated
+   (`State.cat`), indexed (`state[idx]`) and repeated (`state.repeat(n)`), and `step` advances every
+   row by one token from wherever that row is. A model never reads "the" position from row 0.
+3. Row results never depend on what else is in the batch: stepping a row inside any batch gives the
+   same numbers as stepping it alone (to the float tolerance of the model's dtype).
+4. `state.log_probs` (batch, vocab) are the next-token log-probabilities of the prefix each row has
+   read: `start(batch)` gives the empty prefix, `step(state, tokens)` reads one token per row and
+   returns (new state, its log_probs). Stepping along x gives exactly `log_probs(x)`, and
+   `log_prob(x)` is the chain-rule sum of the gathered conditionals.
+5. Tensors that grow with the position (a transformer's key/value cache) may differ in length across
+   the states being concatenated: `State.cat` right-pads them with zeros, and the model must treat
+   padding as absent (the transformer masks attention by each row's own position).
 """
 
 from __future__ import annotations
@@ -47,15 +60,40 @@ class State:
 
     @staticmethod
     def cat(states: list[State]) -> State:
+        """Rows of all states, in order. Tensors whose non-batch shapes differ (caches that grow with
+        the position) are right-padded with zeros to the largest shape (contract rule 5)."""
         keys = states[0].tensors.keys()
-        return State({k: torch.cat([s.tensors[k] for s in states], dim=0) for k in keys})
+        return State({k: _cat_padded([s.tensors[k] for s in states]) for k in keys})
+
+
+def _cat_padded(tensors: list[Tensor]) -> Tensor:
+    shapes = {t.shape[1:] for t in tensors}
+    if len(shapes) > 1:
+        top = [max(t.shape[d] for t in tensors) for d in range(1, tensors[0].dim())]
+        padded = []
+        for t in tensors:
+            pad = []
+            for d in reversed(range(1, t.dim())):  # F.pad lists the last axis first
+                pad += [0, top[d - 1] - t.shape[d]]
+            padded.append(torch.nn.functional.pad(t, pad))
+        tensors = padded
+    return torch.cat(tensors, dim=0)
 
 
 @runtime_checkable
 class LanguageModel(Protocol):
-    """Next-token conditionals q(v | x_{<t}) over the alphabet {0, …, vocab_size−1} (THEORY.md §1)."""
+    """Next-token conditionals q(v | x_{<t}) over the alphabet {0, …, vocab_size−1} (THEORY.md §1).
+
+    `exact`: True when the conditionals are this model's true probabilities (every source with a known
+    distribution, every network, every wrapper of exact models); False for a source that can only be
+    sampled (Text), whose `log_probs`/`step` raise NotExactError.
+    `length`: the document length the model is defined for (a source's n, a boosted model's n), or
+    None for a network that scores strings of any length.
+    """
 
     vocab_size: int
+    exact: bool
+    length: int | None
 
     def log_probs(self, x: Tensor) -> Tensor:
         """x: LongTensor (batch, pos) → log q(v | x_{<t}) for every t, shape (batch, pos, vocab)."""

@@ -52,7 +52,7 @@ def batched_log_prob(model: LanguageModel, x: Tensor, batch: int = BATCH) -> Ten
 
 
 def require_exact(p) -> None:
-    if not getattr(p, "exact", True):
+    if not p.exact:
         raise NotExactError(f"{p!r} has no exact probabilities; KL against it cannot be computed")
 
 

@@ -38,7 +38,7 @@ def evaluate(model, source, held_out: torch.Tensor) -> dict:
     model.eval()
     lq = batched_log_prob(model, held_out)
     out = {"eval_loss": mean_estimate(-lq / n, "held-out p samples").to_dict()}
-    if getattr(source, "exact", True):
+    if source.exact:
         lp = batched_log_prob(source, held_out)
         out["excess_loss"] = mean_estimate((lp - lq) / n, "held-out p samples, exact log p").to_dict()
     model.train()

@@ -34,6 +34,8 @@ class NeuralLM(nn.Module):
 
     family: str
     config: dict
+    exact = True  # a network's conditionals are its own true probabilities
+    length = None  # scores strings of any length (a transformer: up to max_len)
 
     def log_probs(self, x: Tensor) -> Tensor:
         x = check_tokens(x, self.vocab_size)

@@ -20,15 +20,37 @@ class Block(nn.Module):
         self.proj = nn.Linear(d_model, d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
 
-    def forward(self, x: Tensor, cache: tuple[Tensor, Tensor] | None = None):
+    def _heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
-        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))  # (B, h, T, dh)
-        if cache is not None:  # one new position attends to everything cached
-            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None)
+        return tuple(z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))  # (B, h, T, dh)
+
+    def _out(self, x: Tensor, y: Tensor) -> Tensor:
+        b, t, d = x.shape
         x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))
-        return x + self.mlp(self.ln2(x)), (k, v)
+        return x + self.mlp(self.ln2(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Teacher-forced causal attention over the whole sequence: (B, T, D) → (B, T, D)."""
+        q, k, v = self._heads(x)
+        return self._out(x, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+
+    def step(self, x: Tensor, cache: tuple[Tensor, Tensor] | None, pos: Tensor, length: int):
+        """One new token per row, row b at its own position pos[b]: its key/value are written into the
+        cache at slot pos[b] and it attends to slots 0..pos[b] only (padding beyond is masked).
+        x: (B, 1, D); cache: (B, h, T, dh) each, T ≤ length. Returns (B, 1, D) and the new cache."""
+        q, k, v = self._heads(x)
+        b, h, _, dh = k.shape
+        rows = torch.arange(b)
+        new = []
+        for old, cur in zip(cache if cache is not None else (None, None), (k, v)):
+            full = cur.new_zeros(b, h, length, dh)
+            if old is not None:
+                full[:, :, : old.shape[2]] = old
+            full[rows, :, pos] = cur[:, :, 0]
+            new.append(full)
+        mask = (torch.arange(length) <= pos.unsqueeze(1))[:, None, None, :]  # (B, 1, 1, T): this row's slots
+        return self._out(x, F.scaled_dot_product_attention(q, new[0], new[1], attn_mask=mask)), tuple(new)
 
 
 class Transformer(NeuralLM):
@@ -57,20 +79,24 @@ class Transformer(NeuralLM):
             raise InputError(f"{x.shape[1]} positions exceed the transformer's max_len={self.max_len}")
         h = self.tok(shift_right(x, self.vocab_size)) + self.pos(torch.arange(x.shape[1]))
         for block in self.blocks:
-            h, _ = block(h)
+            h = block(h)
         return self.head(self.ln(h))  # (B, T, V)
 
     def _run(self, tokens: Tensor, state: State | None) -> State:
-        pos = 0 if state is None else int(state.tensors["pos"][0])
-        if pos >= self.max_len:
-            raise InputError(f"position {pos} exceeds the transformer's max_len={self.max_len}")
-        h = self.tok(tokens.long()).unsqueeze(1) + self.pos.weight[pos]  # (B, 1, D)
+        """Read one token per row; every row at its own position (the State contract, nextk.lm).
+        State: "pos" (B,) tokens read so far (the beginning-of-document marker counts as the first);
+        "k"/"v" (B, layers, heads, T, dh) caches, slots ≥ pos[b] of row b are padding."""
+        b = tokens.shape[0]
+        pos = torch.zeros(b, dtype=torch.long) if state is None else state.tensors["pos"]
+        if b and int(pos.max()) >= self.max_len:
+            raise InputError(f"position {int(pos.max())} exceeds the transformer's max_len={self.max_len}")
+        length = max(int(pos.max()) + 1 if b else 1, 0 if state is None else state.tensors["k"].shape[3])
+        h = self.tok(tokens.long()).unsqueeze(1) + self.pos(pos).unsqueeze(1)  # (B, 1, D)
         ks, vs = [], []
         for i, block in enumerate(self.blocks):
             cache = None if state is None else (state.tensors["k"][:, i], state.tensors["v"][:, i])
-            h, (k, v) = block(h, cache)
+            h, (k, v) = block.step(h, cache, pos, length)
             ks.append(k)
             vs.append(v)
         lp = torch.log_softmax(self.head(self.ln(h[:, 0])).double(), dim=-1)
-        pos_t = torch.full((tokens.shape[0],), pos + 1, dtype=torch.long)
-        return State({"log_probs": lp, "k": torch.stack(ks, 1), "v": torch.stack(vs, 1), "pos": pos_t})
+        return State({"log_probs": lp, "k": torch.stack(ks, 1), "v": torch.stack(vs, 1), "pos": pos + 1})

@@ -1,14 +1,35 @@
-"""All benchmarks, one table row each (BENCHMARKS.md records them). Run: make bench"""
+"""All benchmarks, one markdown table each (BENCHMARKS.md records them). Run: make bench
+(`cd benchmarks && ../.venv/bin/python run.py`); BENCH_SMALL=1 or --small: small sizes, a quick check."""
+
+import time
+import traceback
 
 import advantage_throughput
 import boost_trie
+import common
 import hmm_throughput
-import torch
 import train_throughput
 
+BENCHMARKS = {
+    "HMM log-probability": hmm_throughput,
+    "GRU training": train_throughput,
+    "Advantage estimation": advantage_throughput,
+    "Boosted conditionals": boost_trie,
+}
+
 if __name__ == "__main__":
-    torch.set_num_threads(2)
-    hmm_throughput.main()
-    train_throughput.main()
-    advantage_throughput.main()
-    boost_trie.main()
+    common.setup()
+    if common.SMALL:
+        print("SMALL SIZES (BENCH_SMALL / --small): a check that the scripts run, not a measurement\n")
+    results, failed = {}, []
+    for name, module in BENCHMARKS.items():
+        print(f"### {name}\n\n{module.HEADER}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            results[name] = module.main()
+        except Exception:  # report and go on: every other row still prints
+            failed.append(name)
+            traceback.print_exc()
+        print(f"\n({time.perf_counter() - t0:.0f} s)\n", flush=True)
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")

@@ -1,4 +1,4 @@
-"""The barrier lab (issue 6): samplers against enumeration, hidden streams, prime oracles, uniformity."""
+"""The barrier lab (docs/theory.md §7): samplers against enumeration, hidden streams, prime oracles, uniformity."""
 
 import json
 import math

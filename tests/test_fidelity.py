@@ -2,16 +2,21 @@
 Lemma 1 and δ never report zero for k > (n+1)/2; factorization documents sorted or in drawn order."""
 
 import math
+from collections import Counter
 
+import numpy as np
 import pytest
+import scipy.stats
+import sympy
 import torch
 
 from nextk import bounds
+from nextk.barrier import sampling
 from nextk.errors import InputError
 from nextk.lm import log_probs_by_steps
 from nextk.models import PaperRNN
 from nextk.search import search
-from nextk.sources import Dyck
+from nextk.sources import Dyck, Factorization
 
 V = 4
 X = torch.randint(0, V, (3, 6), generator=torch.Generator().manual_seed(1))
@@ -127,3 +132,89 @@ def test_boost_reports_both_lemma1_forms():
     # n = 6, k = 2: m = 5, max(1, ⌊5/2⌋) = 2 blocks, min(k, m) = 2: tight / overall = (5/8) / (2/4) = 1.25
     overall, tight = b.search_["lemma1_guarantee_overall"], b.search_["lemma1_guarantee_tight"]
     assert overall > 0 and tight == pytest.approx(1.25 * overall, rel=1e-12)
+
+
+# ---- Factorization: sorted (the paper) or ordered pairs (the note), against sympy counts --------------
+def sympy_documents(digits: int, order: str, sorted_: bool) -> dict[str, float]:
+    """Every document with its probability, counted from sympy.primerange: each ordered draw (a, b) of
+    two uniform d-digit primes has probability 1/π²; a sorted source writes max, min."""
+    primes = list(sympy.primerange(10 ** (digits - 1), 10**digits))
+    out: dict[str, float] = {}
+    for a in primes:
+        for b in primes:
+            p, q = (max(a, b), min(a, b)) if sorted_ else (a, b)
+            text = f"{p * q}={p}*{q}" if order == "product_first" else f"{p}*{q}={p * q}"
+            text = text.ljust(4 * digits + 2, ".")
+            out[text] = out.get(text, 0.0) + 1.0 / len(primes) ** 2
+    return out
+
+
+def chi_square_p(texts: list[str], ref: dict[str, float]) -> float:
+    assert set(texts) <= set(ref), set(texts) - set(ref)
+    keys = sorted(ref)
+    counts = Counter(texts)
+    observed = np.array([counts[k] for k in keys], dtype=float)
+    expected = np.array([ref[k] for k in keys]) * len(texts)
+    return float(scipy.stats.chisquare(observed, expected).pvalue)
+
+
+FACTORIZATION_CASES = [(d, o, s) for d in (1, 2) for o in ("product_first", "factors_first") for s in (True, False)]
+
+
+@pytest.mark.parametrize("digits, order, sorted_", FACTORIZATION_CASES)
+def test_factorization_exact_probabilities_match_sympy_counts(digits, order, sorted_):
+    src = Factorization(digits, order=order, sorted=sorted_)
+    ref = sympy_documents(digits, order, sorted_)
+    primes = list(sympy.primerange(10 ** (digits - 1), 10**digits))
+    pi2 = len(primes) ** 2
+    # the counts by hand: π² ordered pairs; sorted: π(π+1)/2 documents, π of them p = q with 1/π²
+    assert len(ref) == (len(primes) * (len(primes) + 1) // 2 if sorted_ else pi2)
+    expected = {1 / pi2} if not sorted_ else {1 / pi2, 2 / pi2}
+    assert {round(v * pi2) for v in ref.values()} == {round(v * pi2) for v in expected}
+    texts = sorted(ref)
+    x = torch.stack([src.encode(t) for t in texts])
+    got = src.log_prob(x).exp()
+    want = torch.tensor([ref[t] for t in texts], dtype=torch.float64)
+    # whole distribution: max |p̄_src − p̄_ref| over Σ^n = max over the support and the mass src puts outside it
+    outside = 1.0 - float(got.sum())
+    assert max(float((got - want).abs().max()), abs(outside)) < 1e-12
+    assert src.support.total == (pi2 if not sorted_ else pi2)  # integer weights sum to π² either way
+    # the exact support and the renderer write the same documents
+    assert sorted(src.render(a, b) for a in primes for b in primes if not sorted_ or a >= b) == texts
+    assert repr(src).endswith(f"sorted={sorted_})") and src.sorted is sorted_
+
+
+@pytest.mark.parametrize("digits, order, sorted_", FACTORIZATION_CASES)
+def test_factorization_samplers_chi_square_against_sympy(digits, order, sorted_):
+    src = Factorization(digits, order=order, sorted=sorted_)
+    ref = sympy_documents(digits, order, sorted_)
+    g = torch.Generator().manual_seed(7)
+    many = 30 * len(ref)  # ≥ 15 expected per cell
+    assert chi_square_p(src.decode(src.sample(many, generator=g)), {k.rstrip("."): v for k, v in ref.items()}) > 1e-3
+    # the one-document-at-a-time samplers: ≥ 5 expected per cell. At d = 2 only the unsorted case (the new
+    # paths; the sorted ones are tested against the exact source in test_barrier, which equals sympy above)
+    if digits == 2 and sorted_:
+        return
+    few = 5 * round(1 / min(ref.values())) if digits == 2 else 12 * len(ref)
+    draws = {"non_autoregressive": lambda: sampling.non_autoregressive(src, g)}
+    if order == "factors_first":
+        draws["factors_first"] = lambda: sampling.factors_first_autoregressive(src, g)
+    else:
+        draws["product_first"] = lambda: sampling.product_first_autoregressive(src, g)[0]
+    for name, draw in draws.items():
+        assert chi_square_p([draw() for _ in range(few)], ref) > 1e-3, name
+
+
+@pytest.mark.parametrize("order", ["product_first", "factors_first"])
+def test_arithmetic_check_orders_factors_only_when_sorted(order):
+    for sorted_ in (True, False):
+        src = Factorization(1, order=order, sorted=sorted_)
+        check = src.checks["arithmetic"]
+        docs = ["35=5*7", "35=7*5", "9=3*3", "35=5*5", "15=5*7"]
+        if order == "factors_first":
+            docs = [f"{d.split('=')[1]}={d.split('=')[0]}" for d in docs]
+        x = torch.stack([src.encode(d) for d in docs])
+        valid = check(x, 0, src.length).tolist()
+        assert valid == [not sorted_, True, True, False, False], (order, sorted_, valid)
+        # the check and the support agree on every document
+        assert valid == (src.log_prob(x) > -math.inf).tolist()

@@ -4,7 +4,9 @@
 - autoregressive, factors first: p, then q, then N = p·q, each digit from its exact conditional given
   the visible prefix — only prime counting is needed (polynomial given a prime-counting oracle).
 - autoregressive, product first: the digits of N, then the factors. Given the visible N the factor
-  digits are determined by the factorisation of N, so the sampler must factor N (sympy.factorint).
+  digits are determined by the factorisation of N, so the sampler must factor N (sympy.factorint);
+  an unsorted source (`Factorization(sorted=False)`) then writes the two factors in a uniformly random
+  order (a fair coin when p ≠ q), which is the exact conditional of the first factor given N.
   For d ≤ 4 every digit of N is drawn from its exact conditional (prime-pair counts); beyond that N
   is drawn from its exact marginal by a fresh pair whose factors are discarded — the factoring step,
   which is the barrier, is what is timed.
@@ -41,13 +43,17 @@ def non_autoregressive(src: Factorization, g: torch.Generator) -> str:
 
 
 def factors_first_autoregressive(src: Factorization, g: torch.Generator, counter=None) -> str:
-    """p = max, then q = min, digit by digit, then N = p·q (determined). With C(x) the number of d-digit
-    primes below x: P(max ∈ [lo,hi)) ∝ C(hi)² − C(lo)², and q | p ∝ 2·[q < p] + [q = p]. `counter`
-    counts primes in an interval: exact (default) or the note's approximation."""
+    """The two factors digit by digit, then N = p·q (determined). Sorted source: p = max, then q = min;
+    with C(x) the number of d-digit primes below x, P(max ∈ [lo,hi)) ∝ C(hi)² − C(lo)², and
+    q | p ∝ 2·[q < p] + [q = p]. Unsorted source: p, then q, independent uniform d-digit primes,
+    P(∈ [lo,hi)) ∝ C(hi) − C(lo). `counter` counts primes in an interval: exact (default) or the note's
+    approximation."""
     d = src.digits
     counter = counter or ExactCounter()
     base = 10 ** (d - 1)
     c = lambda lo, hi: counter.count(max(lo, base), min(hi, 10**d))  # noqa: E731
+    if not src.sorted:
+        return src.render(draw_digits(c, d, g), draw_digits(c, d, g))
     p = draw_digits(lambda lo, hi: (lambda n, below: n * (2 * below + n))(c(lo, hi), c(base, lo)), d, g)
     q = draw_digits(lambda lo, hi: 2 * c(lo, min(hi, p)) + (lo <= p < hi), d, g)
     return src.render(p, q)
@@ -66,6 +72,8 @@ def product_first_autoregressive(src: Factorization, g: torch.Generator) -> tupl
     primes = sorted((f for f, e in factors.items() for _ in range(e)), reverse=True)
     if len(primes) != 2:
         raise AssertionError(f"{n_text} is not a product of two primes: {factors}")
+    if not src.sorted and torch.rand(1, generator=g, dtype=torch.float64).item() < 0.5:
+        primes.reverse()  # the note's order: either factor first, probability 1/2 each (p ≠ q)
     return src.render(*primes), spent
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 
 import numpy as np
@@ -27,12 +28,15 @@ MAX_EXACT_DIGITS = 4  # 563,391 prime pairs at d = 4
 
 
 class Factorization(TokenSource):
-    """N = p·q for independent uniform d-digit primes p, q, written with the factors in
-    non-increasing order (p ≥ q) and padded to a fixed length.
+    """N = p·q for independent uniform d-digit primes p, q, padded to a fixed length.
 
     order="product_first" writes N before its factors — exact autoregressive conditionals then need
     the factors of N, which is the barrier (THEORY.md §7); "factors_first" writes p, q, then N.
-    With π the number of d-digit primes, a document with p > q has probability 2/π², p = q 1/π².
+    The order of the two factors (THEORY.md §7) — π is the number of d-digit primes:
+      sorted=True (default; the paper's Appendix B): factors in non-increasing order, p ≥ q; a
+        document with p > q has probability 2/π² (both draws write it), p = q 1/π².
+      sorted=False (the note's tuples): p and q in the order they were drawn; every ordered pair
+        (p, q) is its own document, probability 1/π².
     `sample` works for any d (draw two primes, multiply); exact conditionals enumerate the prime
     pairs (d ≤ 4) and refuse beyond.
 
@@ -45,17 +49,22 @@ class Factorization(TokenSource):
     1.0
     >>> Factorization(digits=1, order="factors_first").encode("3*3=9").tolist()    # padded with '.'
     [3, 10, 3, 12, 9, 11]
+    >>> u = Factorization(digits=1, sorted=False)           # ordered pairs: 1/16 each
+    >>> [round(u.log_prob(u.encode(t)).exp().item() * 16, 9) for t in ("35=7*5", "35=5*7", "9=3*3")]
+    [1.0, 1.0, 1.0]
     """
 
-    def __init__(self, digits: int = 2, order: str = "product_first", template: str = "compact"):
+    def __init__(self, digits: int = 2, order: str = "product_first", template: str = "compact", sorted: bool = True):
         check_option("order", order, ("product_first", "factors_first"))
         check_option("template", template, ("compact", "paper"))
         if digits < 1:
             raise InputError(f"digits must be ≥ 1, got {digits}")
-        self.digits, self.order, self.template = digits, order, template
+        if not isinstance(sorted, bool):
+            raise InputError(f"sorted must be True or False, got {sorted!r}")
+        self.digits, self.order, self.template, self.sorted = digits, order, template, sorted  # shadows builtins.sorted
         self.pattern, self.pad = TEMPLATES[(template, order)], PAD[template]
         self.length = len(self.pattern.format(N="0" * 2 * digits, p="0" * digits, q="0" * digits))
-        extra = sorted(set(self.pattern.format(N="", p="", q="")) | {self.pad})
+        extra = builtins.sorted(set(self.pattern.format(N="", p="", q="")) | {self.pad})
         self.vocab = list("0123456789") + [c for c in extra if not c.isdigit()]
         self._support: FiniteSupport | None = None
         self.checks = {"arithmetic": ArithmeticCheck(self), "support": SupportCheck(self)}
@@ -67,22 +76,35 @@ class Factorization(TokenSource):
         out = super().decode(tokens)
         return [s.rstrip(self.pad) for s in out] if isinstance(out, list) else out.rstrip(self.pad)
 
+    def __repr__(self) -> str:
+        return (
+            f"Factorization(digits={self.digits}, order={self.order!r}, template={self.template!r}, "
+            f"sorted={self.sorted})"
+        )
+
     def render(self, p: int, q: int) -> str:
-        p, q = max(p, q), min(p, q)
+        """The document of the draw (p, q): factors sorted (p ≥ q) if `sorted`, else as drawn."""
+        if self.sorted:
+            p, q = max(p, q), min(p, q)
         return self.pattern.format(N=p * q, p=p, q=q).ljust(self.length, self.pad)
 
     @property
     def support(self) -> FiniteSupport:
-        """All prime pairs with integer weights (2 for p > q, 1 for p = q); d ≤ 4."""
+        """All prime pairs with integer weights; d ≤ 4. Sorted: pairs p ≥ q, weight 2 for p > q and 1 for
+        p = q. Unsorted: every ordered pair (p, q), weight 1."""
         if self._support is None:
             if self.digits > MAX_EXACT_DIGITS:
                 n = int(sympy.primepi(10**self.digits) - sympy.primepi(10 ** (self.digits - 1)))
+                pairs = n * (n + 1) // 2 if self.sorted else n * n
                 raise TooLargeError(
-                    f"exact Factorization conditionals enumerate prime pairs: {n * (n + 1) // 2:,} pairs "
+                    f"exact Factorization conditionals enumerate prime pairs: {pairs:,} pairs "
                     f"for digits={self.digits}; the limit is digits ≤ {MAX_EXACT_DIGITS}. Sampling works for any d."
                 )
             primes = digit_primes(self.digits).numpy()
-            i, j = np.triu_indices(len(primes))  # i ≤ j: p = primes[j] ≥ q = primes[i]
+            if self.sorted:
+                i, j = np.triu_indices(len(primes))  # i ≤ j: p = primes[j] ≥ q = primes[i]
+            else:
+                j, i = (a.ravel() for a in np.indices((len(primes), len(primes))))  # every ordered pair
             p, q = primes[j], primes[i]
             texts = [self.pattern.format(N=a * b, p=a, q=b).ljust(self.length, self.pad) for a, b in zip(p, q)]
             table = np.zeros(0x10000, dtype=np.int64)
@@ -90,7 +112,8 @@ class Factorization(TokenSource):
                 table[ord(ch)] = idx
             codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
             strings = table[codes].reshape(len(texts), self.length)
-            self._support = FiniteSupport(strings, np.where(i == j, 1, 2), self.vocab_size)
+            weights = np.where(i == j, 1, 2) if self.sorted else np.ones(len(texts), dtype=np.int64)
+            self._support = FiniteSupport(strings, weights, self.vocab_size)
         return self._support
 
     def start(self, batch: int) -> State:
@@ -100,7 +123,7 @@ class Factorization(TokenSource):
         return self.support.step(state, tokens)
 
     def sample(self, num: int, length: int | None = None, *, generator=None, prefix=None) -> Tensor:
-        """Non-autoregressive exact sampler: draw two primes, multiply (any d)."""
+        """Non-autoregressive exact sampler: draw two primes, multiply, write them (sorted or as drawn); any d."""
         length = self._length(length)
         if prefix is not None:
             return super().sample(num, length, generator=generator, prefix=prefix)
@@ -117,7 +140,8 @@ class Factorization(TokenSource):
 class ArithmeticCheck:
     """Polynomial-time validity of whatever the window completes: the text follows the template,
     each completed number has the right digit count (no leading zero), completed factors are prime,
-    p divides N once both are written, p·q = N and p ≥ q once all three are, and padding follows.
+    p divides N once both are written, p·q = N once all three are, p ≥ q once both are (only for a
+    sorted source: an unsorted one writes the factors in either order), and padding follows.
     The prefix is read to parse the fields; nothing after the window is."""
 
     def __init__(self, source: Factorization):
@@ -173,8 +197,8 @@ class ArithmeticCheck:
             return False
         if "p" in vals and "N" in vals and vals["N"] % vals["p"]:
             return False
-        if len(vals) == 3 and (vals["p"] * vals["q"] != vals["N"] or vals["p"] < vals["q"]):
+        if len(vals) == 3 and vals["p"] * vals["q"] != vals["N"]:
             return False
-        if "p" in vals and "q" in vals and vals["p"] < vals["q"]:
+        if self.source.sorted and "p" in vals and "q" in vals and vals["p"] < vals["q"]:
             return False
         return True

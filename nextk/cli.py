@@ -227,6 +227,8 @@ def eval_cmd(
     source: str = typer.Argument(..., help="source name"),
     k: str = typer.Option("1,2,4,8", help="window sizes, comma separated"),
     num_docs: int = typer.Option(200),
+    learned_steps: int = typer.Option(200, help="optimiser steps of the learned distinguisher, per k"),
+    learned_docs: int = typer.Option(1024, help="documents the learned distinguisher is fitted on, per k"),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
 ):
@@ -243,7 +245,14 @@ def eval_cmd(
             if not 1 <= kk <= src.length:
                 raise InputError(f"window size k={kk} must be between 1 and the document length {src.length}")
         res = measure_model(
-            src, net, ks, num_docs=num_docs, seed=seed, log=(lambda *a: None) if as_json else console.print
+            src,
+            net,
+            ks,
+            num_docs=num_docs,
+            seed=seed,
+            learned_steps=learned_steps,
+            learned_docs=learned_docs,
+            log=(lambda *a: None) if as_json else console.print,
         )
     except ValueError as e:
         fail(e)

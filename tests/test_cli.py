@@ -1,5 +1,9 @@
 """The command line: sources, sample, train, eval, boost, errors."""
 
+import pytest
+
+from nextk.checkpoint import save_model
+from nextk.models import GRU, LSTM, PaperRNN, Transformer
 from tests.cli_tools import DYCK8, cli, cli_json
 
 
@@ -37,3 +41,22 @@ def test_boost_command(tmp_path):
     assert (tmp_path / "b" / "boost.png").stat().st_size > 1000
     r = cli(f"boost {tmp_path / 'm'} {DYCK8} --distinguisher check:nope")
     assert r.exit_code == 2 and "no checker" in r.output
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GRU(2, 4, seed=0),
+        lambda: LSTM(2, 4, seed=0),
+        lambda: PaperRNN(2, 8, 3, seed=0),
+        lambda: Transformer(2, 8, 1, 2, max_len=14, seed=0),
+    ],
+)
+def test_eval_every_checkpointable_family_on_the_paired_path(tmp_path, make):
+    """V^k = 2^13 > 4096 sends `nextk eval` to the paired estimator, which steps rows from different
+    starts in one batch (the State contract); the transformer used to fail there."""
+    save_model(make(), tmp_path / "model.safetensors")
+    fast = "--num-docs 20 --learned-steps 5 --learned-docs 32"
+    res = cli_json(f"eval {tmp_path} dyck --length 14 --max-depth 3 --k 13 {fast}")
+    (w,) = res["windows"]
+    assert w["estimator"] == "paired" and w["checkers"]["valid"]["n"] == 20

@@ -1,139 +1,288 @@
-"""One shared battery over every exact source on tiny configurations (issue 2)."""
+"""One shared battery over every exact source on tiny configurations (issue 2).
+
+Each source is compared with an independent reference written in tests/references.py from the
+source's definition (a stack machine for Dyck, arithmetic for parity and addition, counting for
+random numbers, sympy for primes and factorization, a plain-list forward recursion for the HMM):
+whole-string probabilities over all strings, samples by chi-square, checkers by direct rules.
+"""
 
 import math
+from collections import Counter
 
-import numpy as np
 import pytest
 import sympy
 import torch
 
 from nextk.errors import InputError, NotExactError, TooLargeError
-from nextk.lm import log_probs_by_steps
+from nextk.lm import sample_by_steps
 from nextk.measure import all_strings, entropy, kl, support
+from nextk.models import NGram
 from nextk.sources import HMM, Addition, Dyck, Factorization, Parity, Primes, RandomNumber, Text
+from nextk.sources.common import TokenSource
+from tests import references as ref
 
+
+def hmm_reference(src):
+    return ref.hmm_probs(src.start_p.tolist(), src.trans.tolist(), src.emit.tolist(), src.length)
+
+
+# name: (the source, its reference distribution {string: probability} from the same parameters)
 TINY = {
-    "hmm": lambda: HMM.random(3, 3, 5, seed=1),
-    "dyck": lambda: Dyck(n_types=2, max_depth=2, length=6),
-    "addition": lambda: Addition(digits=1),
-    "factorization": lambda: Factorization(digits=1),
-    "factorization_ff": lambda: Factorization(digits=1, order="factors_first"),
-    "primes": lambda: Primes(digits=3),
-    "random_number": lambda: RandomNumber(digits=3),
-    "parity": lambda: Parity(block=3, length=7),
+    "hmm": (lambda: HMM.random(3, 3, 5, seed=1), hmm_reference),
+    "dyck": (lambda: Dyck(n_types=2, max_depth=2, length=6), lambda s: ref.dyck_probs(2, 2, 6)),
+    "addition": (lambda: Addition(digits=1), lambda s: ref.addition_probs(1)),
+    "factorization": (lambda: Factorization(digits=1), lambda s: ref.factorization_probs(1)),
+    "factorization_ff": (
+        lambda: Factorization(digits=1, order="factors_first"),
+        lambda s: ref.factorization_probs(1, "factors_first"),
+    ),
+    "primes": (lambda: Primes(digits=3), lambda s: ref.primes_probs(3)),
+    "random_number": (lambda: RandomNumber(digits=3), lambda s: ref.random_number_probs(3)),
+    "parity": (lambda: Parity(block=3, length=7), lambda s: ref.parity_probs(3, 7)),
+}
+# more configurations checked against their references (whole distributions only)
+MORE = {
+    "hmm_4x3x7": (lambda: HMM.random(4, 3, 7, seed=2), hmm_reference),
+    "dyck_1x3x8": (lambda: Dyck(n_types=1, max_depth=3, length=8), lambda s: ref.dyck_probs(1, 3, 8)),
+    "dyck_3x2x4": (lambda: Dyck(n_types=3, max_depth=2, length=4), lambda s: ref.dyck_probs(3, 2, 4)),
+    "dyck_2x4x6": (lambda: Dyck(n_types=2, max_depth=4, length=6), lambda s: ref.dyck_probs(2, 4, 6)),
+    "addition_2": (lambda: Addition(digits=2), lambda s: ref.addition_probs(2)),
+    "parity_4x10": (lambda: Parity(block=4, length=10), lambda s: ref.parity_probs(4, 10)),
+    "parity_2x5": (lambda: Parity(block=2, length=5), lambda s: ref.parity_probs(2, 5)),
+    "random_number_1": (lambda: RandomNumber(digits=1), lambda s: ref.random_number_probs(1)),
+    "random_number_4": (lambda: RandomNumber(digits=4), lambda s: ref.random_number_probs(4)),
+    **{f"primes_{d}": (lambda d=d: Primes(digits=d), lambda s, d=d: ref.primes_probs(d)) for d in (1, 2, 4)},
+    **{
+        f"factorization_{d}_{o}": (
+            lambda d=d, o=o: Factorization(d, order=o),
+            lambda s, d=d, o=o: ref.factorization_probs(d, o),
+        )
+        for d in (2,)
+        for o in ("product_first", "factors_first")
+    },
 }
 
 
-def support_of(src):
-    """Strings with positive probability, their probabilities by log_prob, and those by the trie."""
-    x, lp_trie = support(src)
-    return x, src.log_prob(x).exp(), lp_trie.exp()
-
-
 @pytest.fixture(params=sorted(TINY))
-def src(request):
-    return TINY[request.param]()
+def name(request):
+    return request.param
 
 
-def test_probabilities_sum_to_one(src):
-    x, p, p_trie = support_of(src)
+def build(name):
+    make, reference = (TINY | MORE)[name]
+    src = make()
+    return src, reference(src)
+
+
+def test_reference_distributions_are_distributions():
+    """The references themselves: probabilities sum to 1 (and the counts the docstrings state)."""
+    for name in sorted(TINY | MORE):
+        _, probs = build(name)
+        assert abs(sum(probs.values()) - 1) < 1e-12, name
+    assert len(ref.dyck_probs(2, 3, 6)) == 40  # 5 bracket shapes × 2³ types (Dyck docstring)
+    assert len(ref.primes_probs(2)) == 21 and len(ref.factorization_probs(1)) == 10  # 4 primes: 4·5/2 pairs
+
+
+@pytest.mark.parametrize("name", sorted(TINY | MORE))
+def test_whole_distribution_equals_reference(name):
+    """max over every string of Σ^n of |p̄_source(x) − p̄_reference(x)|."""
+    src, probs = build(name)
+    assert ref.max_abs_difference(src, probs, src.vocab_size, src.length) < 1e-12
+
+
+def test_probabilities_sum_to_one(name):
+    """Identity check: the source's own probabilities are a distribution (support by its trie)."""
+    src, _ = build(name)
+    x, lp = support(src)
+    p = src.log_prob(x).exp()
     assert abs(p.sum().item() - 1) < 1e-12
-    assert torch.allclose(p, p_trie, rtol=1e-12)
+    assert torch.allclose(p, lp.exp(), rtol=1e-12)
     if src.vocab_size**src.length <= 200_000:  # nothing outside the support has mass
         full = all_strings(src.vocab_size, src.length)
         assert abs(src.log_prob(full).exp().sum().item() - 1) < 1e-12
 
 
-def test_conditionals_normalised_and_chain_rule(src):
-    """Rows sum to 1, and q(x_t | x_{<t}) equals the ratio of enumerated prefix marginals."""
-    full, pfull, _ = support_of(src)
-    x = full
-    x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:25]]
+@pytest.mark.parametrize("name", sorted(TINY | MORE))
+def test_conditionals_equal_reference_marginal_ratios(name):
+    """q(v | x_<t) = P_ref(x_<t v) / P_ref(x_<t) for every v, along reference strings; rows sum to 1 and
+    log_prob is the chain-rule sum of the gathered conditionals (identity checks)."""
+    src, probs = build(name)
+    marg = ref.prefix_marginals(probs)
+    xs = sorted(probs)
+    xs = [xs[i] for i in torch.randperm(len(xs), generator=torch.Generator().manual_seed(0))[:25].tolist()]
+    x = torch.tensor(xs)
     lp = src.log_probs(x)  # (B, T, V)
     assert torch.allclose(lp.exp().sum(-1), torch.ones(lp.shape[:2], dtype=torch.float64), atol=1e-12)
-    for b, row in enumerate(x):
+    assert torch.allclose(src.log_prob(x), lp.gather(-1, x[..., None]).squeeze(-1).sum(1), atol=1e-12)
+    for b, row in enumerate(xs):
         for t in range(src.length):
-            marg_t = pfull[(full[:, :t] == row[:t]).all(1)].sum()
-            nxt = torch.stack(
-                [
-                    pfull[(full[:, : t + 1] == torch.cat([row[:t], torch.tensor([v])])).all(1)].sum()
-                    for v in range(src.vocab_size)
-                ]
-            )
-            assert torch.allclose(lp[b, t].exp(), nxt / marg_t, rtol=1e-9, atol=1e-15)
+            want = [marg.get(row[:t] + (v,), 0.0) / marg[row[:t]] for v in range(src.vocab_size)]
+            assert max(abs(g - w) for g, w in zip(lp[b, t].exp().tolist(), want)) < 1e-12, (row, t)
 
 
-def test_step_equals_log_probs(src):
-    x, _, _ = support_of(src)
-    x = x[:50]
-    assert torch.allclose(src.log_probs(x), log_probs_by_steps(src, x), atol=1e-12)
-
-
-def test_sample_frequencies_match_exact(src):
-    """Chi-square goodness of fit at a fixed seed; fails below p = 1e-4."""
-    from scipy.stats import chisquare
-
-    x, p, _ = support_of(src)
+def test_sample_frequencies_match_reference(name):
+    """Chi-square of src.sample against the reference probabilities at a fixed seed; fails below p = 1e-4."""
+    src, probs = build(name)
     samples = src.sample(20000, generator=torch.Generator().manual_seed(3))
-    index = {tuple(r): i for i, r in enumerate(x.tolist())}
-    counts = np.zeros(len(x))
-    for r in samples.tolist():
-        counts[index[tuple(r)]] += 1  # a KeyError would be a sample outside the support
-    expected = p.numpy() * len(samples)
-    big = expected >= 5
-    obs = np.append(counts[big], counts[~big].sum())
-    exp_ = np.append(expected[big], expected[~big].sum())
-    if exp_[-1] == 0:
-        obs, exp_ = obs[:-1], exp_[:-1]
-    assert chisquare(obs, exp_).pvalue > 1e-4
+    assert ref.chi_square_pvalue(samples, probs) > 1e-4
 
 
-def test_autoregressive_sampling_matches_too(src):
-    """The generic step sampler (used with a prefix) draws from the same distribution."""
-    from nextk.lm import sample_by_steps
-
-    x, p, _ = support_of(src)
-    samples = sample_by_steps(src, 4000, src.length, torch.Generator().manual_seed(5))
-    lp = src.log_prob(samples)
-    assert not torch.isneginf(lp).any()
+@pytest.mark.parametrize("name", sorted(n for n in TINY if type(TINY[n][0]()).sample is not TokenSource.sample))
+def test_autoregressive_sampling_matches_reference_too(name):
+    """Sources with a faster exact sampler: the generic step sampler also draws from the reference."""
+    src, probs = build(name)
+    samples = sample_by_steps(src, 20000, src.length, torch.Generator().manual_seed(5))
+    assert ref.chi_square_pvalue(samples, probs) > 1e-4
 
 
-def test_checkers_accept_samples_reject_corruptions(src):
+def test_samples_with_a_prefix_follow_the_reference_conditional():
+    """prefix=: the continuation is drawn from P_ref(x | x_<t = prefix)."""
+    cases = [
+        (Dyck(2, 2, 6), ref.dyck_probs(2, 2, 6), (0, 2)),
+        (Primes(3), ref.primes_probs(3), (1,)),
+        (Addition(1), ref.addition_probs(1), (7,)),
+        (Factorization(1), ref.factorization_probs(1), (2,)),
+    ]
+    for src, probs, prefix in cases:
+        cond = {x: px for x, px in probs.items() if x[: len(prefix)] == prefix}
+        total = sum(cond.values())
+        samples = src.sample(5000, prefix=torch.tensor(prefix), generator=7)
+        assert ref.chi_square_pvalue(samples, {x: px / total for x, px in cond.items()}) > 1e-4, type(src)
+
+
+def test_checkers_accept_samples_reject_corruptions(name):
+    src, _ = build(name)
     samples = src.sample(300, generator=torch.Generator().manual_seed(0))
     n = src.length
-    for name, check in src.checks.items():
+    for check_name, check in src.checks.items():
         for k in (1, 2, n):
             for start in range(0, n - k + 1):
-                assert check(samples, start, k).all(), (name, start, k)
+                assert check(samples, start, k).all(), (check_name, start, k)
     # corrupt one token inside the window; strings that became impossible must be rejected
     g = torch.Generator().manual_seed(1)
-    for name, check in src.checks.items():
+    for check_name, check in src.checks.items():
         for _ in range(20):
             t = int(torch.randint(0, n, (1,), generator=g))
             bad = samples.clone()
             bad[:, t] = torch.randint(0, src.vocab_size, (len(bad),), generator=g)
             impossible = torch.isneginf(src.log_prob(bad))
             # judged on the whole document, every checker (exact or arithmetic) rejects each impossible one
-            assert not check(bad, 0, n)[impossible].any(), name
+            assert not check(bad, 0, n)[impossible].any(), check_name
 
 
-def test_entropy_and_kl_exact_vs_sampled(src):
-    h_exact = entropy(src, estimator="exact")
+def test_entropy_and_kl_equal_reference(name):
+    """Exact H(p̄) and KL(p̄ ‖ q̄) against sums over the reference; q a smoothed unigram model (positive
+    everywhere), whose whole-string probabilities enter the reference sum; the sampled entropy's interval
+    holds the reference value."""
+    src, probs = build(name)
+    h_ref = -sum(px * math.log(px) for px in probs.values())
+    assert abs(entropy(src, estimator="exact").value - h_ref) < 1e-10
     h = entropy(src, num_docs=4000, seed=0)
-    assert h.low - 1e-9 <= h_exact.value <= h.high + 1e-9 or h.stderr == 0
-    assert abs(kl(src, src, estimator="exact").value) < 1e-12
+    assert h.low - 1e-9 <= h_ref <= h.high + 1e-9 or (h.stderr == 0 and abs(h.value - h_ref) < 1e-9)
+    q = NGram(1, src.vocab_size, smoothing=1.0).fit(src.sample(50, generator=2))
+    xs = list(probs)
+    lq = q.log_prob(torch.tensor(xs)).tolist()
+    kl_ref = sum(probs[x] * (math.log(probs[x]) - lqx) for x, lqx in zip(xs, lq))
+    assert abs(kl(src, q, estimator="exact").value - kl_ref) < 1e-9
 
 
-def test_hmm_matches_plain_python_forward():
-    src = HMM.random(4, 3, 7, seed=2)
-    x = src.sample(30, generator=torch.Generator().manual_seed(0))
-    s, t, e = src.start_p.tolist(), src.trans.tolist(), src.emit.tolist()
-    for row, lp in zip(x.tolist(), src.log_prob(x).tolist()):
-        alpha = [s[z] * e[z][row[0]] for z in range(4)]
-        for tok in row[1:]:
-            alpha = [sum(alpha[y] * t[y][z] for y in range(4)) * e[z][tok] for z in range(4)]
-        assert math.isclose(lp, math.log(sum(alpha)), rel_tol=0, abs_tol=1e-9)
-    assert torch.allclose(src.log_prob(x), src.log_probs(x).gather(-1, x[..., None]).squeeze(-1).sum(1), atol=1e-12)
+# ---- checkers against rules written here -------------------------------------------------------------
+
+
+def windows(n):
+    return [(start, k) for k in range(1, n + 1) for start in range(n - k + 1)]
+
+
+def dyck_window_valid(x, start, k, max_depth):
+    """The Dyck checker's rule on a plain list stack: the prefix is read onto the stack; inside the window
+    every close matches the top, depth stays ≤ max_depth and, after the window token at t, ≤ n − t − 1.
+    None when the prefix itself cannot be read (a mismatched close, or deeper than max_depth)."""
+    stack = ref.dyck_read(x[:start], max_depth)
+    if stack is None:
+        return None
+    return ref.dyck_read(x[start : start + k], max_depth, stack, n=len(x), offset=start) is not None
+
+
+@pytest.mark.parametrize("n_types,max_depth,length", [(2, 2, 6), (1, 3, 8), (1, 1, 6), (2, 3, 6)])
+def test_dyck_checker_equals_stack_machine(n_types, max_depth, length):
+    """Every string of Σ^n, every start and k whose prefix can be read; the whole-document judgement
+    (start 0, k = n) is membership in the reference language."""
+    p = Dyck(n_types, max_depth, length)
+    xs = ref.strings(2 * n_types, length)
+    x = torch.tensor(xs)
+    compared = Counter()
+    for start, k in windows(length):
+        got = p.checks["valid"](x, start, k).tolist()
+        for s, g in zip(xs, got):
+            want = dyck_window_valid(s, start, k, max_depth)
+            if want is not None:
+                assert g == want, (s, start, k)
+                compared[want] += 1
+    assert compared[True] > 0 and compared[False] > 0
+    language = ref.dyck_probs(n_types, max_depth, length)
+    assert p.checks["valid"](x, 0, length).tolist() == [s in language for s in xs]
+
+
+def parity_window_valid(x, start, k, block):
+    """Every complete block whose last bit lies in [start, start + k) has an even number of ones."""
+    return all(
+        sum(x[e - block + 1 : e + 1]) % 2 == 0 for e in range(block - 1, len(x), block) if start <= e < start + k
+    )
+
+
+@pytest.mark.parametrize("block,length", [(3, 7), (2, 6), (4, 9)])
+def test_parity_checker_equals_arithmetic(block, length):
+    p = Parity(block=block, length=length)
+    xs = ref.strings(2, length)
+    x = torch.tensor(xs)
+    for start, k in windows(length):
+        want = [parity_window_valid(s, start, k, block) for s in xs]
+        assert p.checks["parity"](x, start, k).tolist() == want, (start, k)
+
+
+def addition_window_valid(x, d):
+    """The rule for every window of x at once: {(start, k): valid}. '+' at d, '=' at 2d+1, digits at operand
+    positions, and the digit of c at 2d+2+j equal to digit j of a + b (in d+1 digits), for the positions inside
+    the window. A window whose prefix holds a non-digit operand is left out (a and b cannot be read)."""
+    plus, eq = ref.ADDITION_VOCAB.index("+"), ref.ADDITION_VOCAB.index("=")
+    operands = list(range(d)) + list(range(d + 1, 2 * d + 1))
+    readable = all(x[t] <= 9 for t in operands)
+    c = f"{int(''.join(map(str, x[:d]))) + int(''.join(map(str, x[d + 1 : 2 * d + 1]))):0{d + 1}d}" if readable else ""
+    bad = []
+    for t, tok in enumerate(x):
+        if t == d or t == 2 * d + 1:
+            bad.append(tok != (plus if t == d else eq))
+        elif t in operands:
+            bad.append(tok > 9)
+        else:
+            bad.append(readable and tok != int(c[t - 2 * d - 2]))
+    first_unreadable = min([t for t in operands if x[t] > 9], default=len(x))
+    return {(s, k): not any(bad[s : s + k]) for s, k in windows(len(x)) if s <= first_unreadable}
+
+
+@pytest.mark.parametrize("digits", [1, 2])
+def test_addition_checker_equals_arithmetic(digits):
+    """Valid documents, every single-token corruption of them, and uniform random strings."""
+    p = Addition(digits)
+    n, g = p.length, torch.Generator().manual_seed(0)
+    valid = torch.tensor(sorted(ref.addition_probs(digits)))
+    valid = valid[torch.randperm(len(valid), generator=g)[:20]]
+    corrupt = valid.repeat_interleave(n * 12, 0)
+    pos, tok = torch.arange(n).repeat_interleave(12).repeat(len(valid)), torch.arange(12).repeat(n * len(valid))
+    corrupt[torch.arange(len(corrupt)), pos] = tok
+    x = torch.cat([valid, corrupt, torch.randint(0, 12, (500, n), generator=g)])
+    rules = [addition_window_valid(s, digits) for s in x.tolist()]
+    compared = Counter()
+    for start, k in windows(n):
+        got = p.checks["sum"](x, start, k).tolist()
+        for i, (rule, g) in enumerate(zip(rules, got)):
+            if (start, k) in rule:
+                assert g == rule[start, k], (x[i].tolist(), start, k)
+                compared[g] += 1
+    assert compared[True] > 1000 and compared[False] > 1000
+
+
+# ---- other sources and errors ----------------------------------------------------------------------
 
 
 def test_hmm_matches_hmmlearn():
@@ -146,38 +295,6 @@ def test_hmm_matches_hmmlearn():
     ours = src.log_prob(x)
     for row, lp in zip(x.numpy(), ours.tolist()):
         assert abs(model.score(row.reshape(-1, 1)) - lp) < 1e-9
-
-
-@pytest.mark.parametrize("digits", [1, 2, 3])
-def test_factorization_probabilities_equal_independent_counts(digits):
-    src = Factorization(digits=digits)
-    primes = list(sympy.primerange(10 ** (digits - 1), 10**digits))
-    pi = len(primes)
-    rng = np.random.default_rng(0)
-    for _ in range(30):
-        p, q = sorted(rng.choice(primes, 2), reverse=True)
-        prob = src.log_prob(src.encode(src.render(int(p), int(q)))).exp().item()
-        assert math.isclose(prob, (1 if p == q else 2) / pi**2, rel_tol=1e-12)
-    # conditional of the first digit of N: count pairs whose product starts with that digit
-    lp0 = src.log_probs(src.encode(src.render(primes[0], primes[0]))[None])[0, 0].exp()
-    counts = np.zeros(src.vocab_size)
-    for i, p in enumerate(primes):
-        for q in primes[: i + 1]:
-            counts[int(str(p * q)[0])] += 1 if p == q else 2
-    assert np.allclose(lp0.numpy(), counts / pi**2, atol=1e-15)
-
-
-@pytest.mark.parametrize("digits", [1, 2, 3, 4])
-def test_primes_probabilities_equal_sympy_counts(digits):
-    src = Primes(digits=digits)
-    primes = list(sympy.primerange(10 ** (digits - 1), 10**digits))
-    x = src.sample(50, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(src.log_prob(x).exp(), torch.full((50,), 1 / len(primes), dtype=torch.float64), rtol=1e-12)
-    # next-digit conditional after the first digit '1' equals counts from sympy
-    if digits >= 2:
-        lp = src.log_probs(torch.tensor([[1] + [0] * (digits - 1)]))[0, 1].exp()
-        counts = np.array([sum(1 for p in primes if str(p)[:2] == f"1{v}") for v in range(10)], dtype=float)
-        assert np.allclose(lp.numpy(), counts / counts.sum(), atol=1e-15)
 
 
 def test_bad_input_is_named():

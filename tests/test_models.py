@@ -1,5 +1,10 @@
-"""Every model satisfies the LanguageModel interface; step equals log_probs; contracts hold."""
+"""Every model satisfies the LanguageModel interface; step equals log_probs; contracts hold; GRU, LSTM and
+n-gram conditionals equal references written here (NumPy cell equations, a plain-Python count table)."""
 
+import math
+from collections import defaultdict
+
+import numpy as np
 import pytest
 import torch
 
@@ -30,6 +35,7 @@ def test_interface_and_normalisation(model):
     lp = model.log_probs(X)
     assert lp.shape == (4, T, V) and lp.dtype == torch.float64
     assert torch.allclose(lp.exp().sum(-1), torch.ones(4, T, dtype=torch.float64), atol=1e-12)
+    # identity check (log_prob is defined as this chain-rule sum): not a reference
     assert torch.allclose(model.log_prob(X), lp.gather(-1, X[..., None]).squeeze(-1).sum(1))
 
 
@@ -54,13 +60,106 @@ def test_sampling_is_seeded(model):
     assert (c[:, :3] == torch.tensor([1, 2, 3])).all()
 
 
-def test_construction_is_seeded_and_leaves_global_rng_alone(model):
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_construction_is_seeded_and_leaves_global_rng_alone(name):
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
-    MODELS["gru"]()
-    assert torch.equal(torch.rand(1), before)
-    assert torch.equal(GRU(V, 8, seed=3).head.weight, GRU(V, 8, seed=3).head.weight)
+    first = MODELS[name]()
+    assert torch.equal(torch.rand(1), before)  # the global generator did not move
+    torch.manual_seed(7)  # a different global state: the same parameters
+    second = MODELS[name]()
+    a, b = first.state_dict(), second.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---- references written from the equations -----------------------------------------------------------
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def numpy_recurrent_log_probs(model, x: np.ndarray) -> np.ndarray:
+    """log q(v | x_<t) (B, T, V) in float64 NumPy from the weights: the embedding of [BOS, x_0, …, x_{T−2}]
+    (BOS = token V), then per layer and step (PyTorch gate order r, z, n for the GRU; i, f, g, o for the LSTM)
+      GRU:  r = σ(W_ir x + b_ir + W_hr h + b_hr), z = σ(W_iz x + b_iz + W_hz h + b_hz),
+            n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)),  h ← (1 − z) ⊙ n + z ⊙ h
+      LSTM: i, f, g, o = σ, σ, tanh, σ of (W_i· x + b_i· + W_h· h + b_h·),  c ← f ⊙ c + i ⊙ g,  h ← o ⊙ tanh(c)
+    then the linear head and a log-softmax."""
+    w = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
+    v, hidden, layers = model.vocab_size, model.hidden, model.layers
+    b, t = x.shape
+    inputs = np.concatenate([np.full((b, 1), v), x[:, :-1]], axis=1)
+    seq = w["embed.weight"][inputs]  # (B, T, H)
+    for layer in range(layers):
+        w_ih, w_hh = w[f"rnn.weight_ih_l{layer}"], w[f"rnn.weight_hh_l{layer}"]
+        b_ih, b_hh = w[f"rnn.bias_ih_l{layer}"], w[f"rnn.bias_hh_l{layer}"]
+        h, c = np.zeros((b, hidden)), np.zeros((b, hidden))
+        out = np.zeros((b, t, hidden))
+        for s in range(t):
+            gi, gh = seq[:, s] @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+            if model.cell == "gru":
+                r = sigmoid(gi[:, :hidden] + gh[:, :hidden])
+                z = sigmoid(gi[:, hidden : 2 * hidden] + gh[:, hidden : 2 * hidden])
+                n = np.tanh(gi[:, 2 * hidden :] + r * gh[:, 2 * hidden :])
+                h = (1 - z) * n + z * h
+            else:
+                g4 = gi + gh
+                i, f = sigmoid(g4[:, :hidden]), sigmoid(g4[:, hidden : 2 * hidden])
+                g, o = np.tanh(g4[:, 2 * hidden : 3 * hidden]), sigmoid(g4[:, 3 * hidden :])
+                c = f * c + i * g
+                h = o * np.tanh(c)
+            out[:, s] = h
+        seq = out
+    return log_softmax(seq @ w["head.weight"].T + w["head.bias"])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GRU(V, 8, layers=2),
+        lambda: GRU(V, 5, seed=4),
+        lambda: LSTM(V, 8),
+        lambda: LSTM(V, 6, layers=2, seed=2),
+    ],
+)
+def test_recurrent_models_equal_numpy_equations(make):
+    model = make()
+    x = torch.randint(0, V, (6, T), generator=torch.Generator().manual_seed(1))
+    want = numpy_recurrent_log_probs(model, x.numpy())
+    assert np.abs(model.log_probs(x).detach().numpy() - want).max() < 1e-5
+    assert (
+        np.abs(
+            model.log_prob(x).detach().numpy() - np.take_along_axis(want, x.numpy()[..., None], -1).sum((1, 2))
+        ).max()
+        < 1e-4
+    )
+
+
+@pytest.mark.parametrize("order,smoothing", [(3, 0.5), (1, 0.5), (2, 2.0)])
+def test_ngram_equals_plain_count_table(order, smoothing):
+    """q(v | ctx) = (count(ctx, v) + λ) / (count(ctx) + λV), ctx the previous order − 1 tokens, positions
+    before the document read as a marker; counts kept in a dict. Scored on training and unseen strings."""
+    model = NGram(order, V, smoothing=smoothing).fit(X)
+    counts = defaultdict(lambda: [0] * V)
+    for row in X.tolist():
+        padded = [None] * (order - 1) + row
+        for t, tok in enumerate(row):
+            counts[tuple(padded[t : t + order - 1])][tok] += 1
+    y = torch.cat([X, torch.randint(0, V, (6, T), generator=torch.Generator().manual_seed(2))])
+    got = model.log_probs(y)
+    for b, row in enumerate(y.tolist()):
+        padded = [None] * (order - 1) + row
+        for t in range(T):
+            c = counts[tuple(padded[t : t + order - 1])]
+            want = [math.log((c[v] + smoothing) / (sum(c) + smoothing * V)) for v in range(V)]
+            assert max(abs(g - w) for g, w in zip(got[b, t].tolist(), want)) < 1e-12, (row, t)
 
 
 def test_paper_rnn_hidden_node_contract():

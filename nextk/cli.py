@@ -373,7 +373,9 @@ def bits_cmd(
     out: Path = typer.Option(None, help="output folder"),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
 ):
-    """Loss, excess loss and advantage of a trained PaperRNN/GRU/LSTM with every node value in fixed point."""
+    """Loss, excess loss and advantage of a trained PaperRNN/GRU/LSTM with every node value in fixed point.
+    nextk's own devices, not the paper's: probabilities floored at 1e-6 and renormalised (the paper bounds
+    them by construction, Lemma 15); values saturate at ±(2^I − 2^−F) (the paper takes I large enough)."""
     from nextk.checkpoint import load_model
     from nextk.quantize import bits_sweep
     from nextk.search_report import bits_table, plot_bits

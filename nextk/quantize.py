@@ -3,9 +3,15 @@
     Q(x) = sign(x) · min(2^I − 2^(−F), ⌊|x| · 2^F⌋ / 2^F),   bit size b = 1 + I + F.
 
 `quantize(model, I, F)` wraps a recurrent model (PaperRNN, GRU, LSTM) into a LanguageModel whose
-hidden and work nodes (gates and states for GRU/LSTM) are quantised after every internal step, with
-output probabilities floored at a positive minimum and renormalised so they stay valid. With
+hidden and work nodes (gates and states for GRU/LSTM) are quantised after every internal step. With
 `ste=True` the rounding passes gradients straight through (quantisation-aware training, Algorithm 2).
+
+Two devices here are nextk's own, not the paper's (THEORY.md §6):
+- the probability floor: output probabilities are floored at MIN_PROB and renormalised so that they
+  stay valid at any bit size. The paper needs no floor: its constructed models' probabilities are
+  bounded below by construction (Lemma 15; Lemmas 13–14 bound the additive errors of products).
+- saturation: a value beyond ±(2^I − 2^−F) is clipped there. The paper takes I large enough that
+  nothing overflows.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ from nextk.models.common import NeuralLM, shift_right
 from nextk.models.paper_rnn import PaperRNN
 from nextk.models.recurrent import RecurrentLM
 
-MIN_PROB = 1e-6  # output probabilities are floored here, then renormalised
+MIN_PROB = 1e-6  # nextk's own device (not the paper's): output probabilities floored here, then renormalised
 
 
 def fixed_point(x: Tensor, int_bits: int, frac_bits: int) -> Tensor:
     """Signed fixed point with I integer and F fractional bits: rounds toward zero, saturates at
-    ±(2^I − 2^−F). Exact in float64 for I + F ≤ 52."""
+    ±(2^I − 2^−F). The saturation is nextk's choice (the paper takes I large enough that nothing
+    overflows). Exact in float64 for I + F ≤ 52."""
     if int_bits < 0 or frac_bits < 0:
         raise InputError(f"int_bits and frac_bits must be ≥ 0, got {int_bits}, {frac_bits}")
     scale = 2.0**frac_bits
@@ -56,7 +63,8 @@ class Quantized(NeuralLM):
         return x + (q - x).detach() if self.ste else q
 
     def _log_softmax(self, logits: Tensor) -> Tensor:
-        """Valid probabilities whatever the bits: floor at min_prob, renormalise (float64)."""
+        """Valid probabilities whatever the bits: floor at min_prob, renormalise (float64). nextk's own
+        device: the paper bounds its models' probabilities below by construction (Lemma 15)."""
         p = torch.softmax(logits.double(), dim=-1).clamp_min(self.min_prob)
         return (p / p.sum(-1, keepdim=True)).log()
 
@@ -90,7 +98,9 @@ class Quantized(NeuralLM):
 
 
 def quantize(model, int_bits: int, frac_bits: int, *, ste: bool = False, min_prob: float = MIN_PROB) -> Quantized:
-    """`model` with every node value in signed fixed point (THEORY.md §6); a LanguageModel."""
+    """`model` with every node value in signed fixed point (THEORY.md §6); a LanguageModel. nextk's own
+    devices, not the paper's: probabilities floored at `min_prob` and renormalised (the paper bounds them by
+    construction, Lemma 15) and values saturated at ±(2^I − 2^−F) (the paper takes I large enough)."""
     return Quantized(model, int_bits, frac_bits, ste=ste, min_prob=min_prob)
 
 

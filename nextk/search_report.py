@@ -84,7 +84,16 @@ def plot_search(res: dict, path: Path) -> Path:
 
 
 def bits_table(rows: list[dict]) -> Table:
-    t = Table(title="bit size sweep (every node value in fixed point)")
+    from nextk.quantize import MIN_PROB
+
+    t = Table(
+        title="bit size sweep (every node value in fixed point)",
+        caption=(
+            f"nextk's own devices, not the paper's: probabilities floored at {MIN_PROB:g} and renormalised "
+            "(the paper bounds them by construction, Lemma 15); node values saturate at ±(2^I − 2^−F) "
+            "(the paper takes I large enough that nothing overflows)"
+        ),
+    )
     for c in ("bits b = 1+I+F", "(I, F)", "loss", "excess loss", "checkers", "TV"):
         t.add_column(c)
     for r in rows:

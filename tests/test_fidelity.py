@@ -1,6 +1,7 @@
 """Fidelity to THEORY.md §4–7: the paper's RNN keeps hidden nodes off the work nodes (Definition 3 (i));
 Lemma 1 and δ never report zero for k > (n+1)/2; factorization documents sorted or in drawn order."""
 
+import importlib
 import math
 from collections import Counter
 
@@ -218,3 +219,13 @@ def test_arithmetic_check_orders_factors_only_when_sorted(order):
         assert valid == [not sorted_, True, True, False, False], (order, sorted_, valid)
         # the check and the support agree on every document
         assert valid == (src.log_prob(x) > -math.inf).tolist()
+
+
+# ---- Quantisation: the probability floor and the saturation are labelled as nextk's devices -----------
+def test_quantisation_devices_are_labelled():
+    module = importlib.import_module("nextk.quantize")  # nextk.quantize the attribute is the function
+    from nextk.cli import bits_cmd
+    from nextk.search_report import bits_table
+
+    for doc in (module.__doc__, module.quantize.__doc__, bits_cmd.__doc__, bits_table([]).caption):
+        assert "nextk's own" in doc and "Lemma 15" in doc and "2^I − 2^−F" in doc

@@ -12,6 +12,7 @@ from nextk.errors import InputError, TooLargeError
 from nextk.measure import kl
 from nextk.models import NGram
 from nextk.sources import HMM, Dyck, Parity
+from tests import references as ref
 
 
 class RandomD:
@@ -68,14 +69,43 @@ def test_random_starts_subset_is_unbiased():
     assert e.low <= exact <= e.high
 
 
-def test_zero_advantage_against_p_itself():
-    p = Dyck(1, 3, 8)
-    for d in (p.checks["valid"], RandomD(0), OptimalDistinguisher(p, p, 3)):
-        assert advantage(d, p, p, 3, estimator="exact").value == 0.0
-        assert abs(advantage(d, p, p, 3, estimator="rao_blackwell", num_docs=100).value) < 1e-12
-        e = advantage(d, p, p, 3, estimator="paired", num_docs=500)
-        assert e.low <= 0 <= e.high
-    assert tv_advantage(p, p, 3, estimator="exact").value == 0.0
+def brute_force_cases():
+    """(p, q, d) with V = 2, n = 6: the HMM pairs, and a Dyck p (prefixes of probability 0) against an HMM q."""
+    yield from pairs()
+    dyck = Dyck(1, 2, 6)
+    q = HMM.random(3, 2, 6, seed=5, stay=0.6)
+    yield dyck, q, dyck.checks["valid"]
+    yield dyck, q, RandomD(7)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_exact_estimators_equal_brute_force(k):
+    """advantage, tv_advantage and kl with estimator="exact" against sums over all 2^6 strings written in
+    tests/references.py: prefix marginals of p̄ and q̄ by summing whole-string probabilities, then
+    a = (1/m) Σ_i Σ_{x<i} p̄(x<i) Σ_w (p(w|x<i) − q(w|x<i)) d(x<i, w), TV likewise, KL = Σ p̄ log p̄/q̄."""
+    for p, q, d in brute_force_cases():
+        a = advantage(d, p, q, k, estimator="exact").value
+        assert abs(a - ref.advantage_exact(p, q, d, k, 2, 6)) < 1e-12
+        assert abs(tv_advantage(p, q, k, estimator="exact").value - ref.tv_exact(p, q, k, 2, 6)) < 1e-12
+        assert abs(kl(p, q, estimator="exact").value - ref.kl_exact(p, q, 2, 6)) < 1e-12
+
+
+def test_brute_force_tv_is_the_ceiling_and_zero_for_equal_models():
+    """Properties of the references themselves: the optimal distinguisher reaches the TV value and two
+    objects with the same distribution (an HMM and a copy with permuted hidden states) give 0."""
+    p, q, _ = next(pairs())
+    for k in (1, 2):
+        assert (
+            abs(ref.advantage_exact(p, q, OptimalDistinguisher(p, q, k), k, 2, 6) - ref.tv_exact(p, q, k, 2, 6)) < 1e-12
+        )
+    perm = [1, 0]
+    twin = HMM(p.start_p[perm], p.trans[perm][:, perm], p.emit[perm], p.length)
+    assert abs(ref.tv_exact(p, twin, 2, 2, 6)) < 1e-12 and abs(ref.kl_exact(p, twin, 2, 6)) < 1e-12
+    assert abs(advantage(RandomD(0), p, twin, 2, estimator="exact").value) < 1e-12
+    assert (
+        abs(tv_advantage(p, twin, 2, estimator="exact").value) < 1e-12
+        and abs(kl(p, twin, estimator="exact").value) < 1e-12
+    )
 
 
 def test_learned_distinguisher_finds_planted_parity_flaw():
@@ -102,11 +132,28 @@ def test_bad_input():
         tv_advantage(Dyck(4, 2, 30), Dyck(4, 2, 30), 8)
 
 
-def test_bounds_formulas():
-    assert math.isclose(bounds.theorem3(2.0, 4, 11), math.sqrt(4 * 2.0 / (2 * 8)))
-    assert math.isclose(bounds.lemma1_guarantee(0.2, 4, 11), (8 // 4) * 0.2**2 / 4)
-    assert math.isclose(bounds.search_delta(0.1, 2, 10), (9 // 2) * 0.01 / 40)
-    assert bounds.search_max_start(0.1, 2, 10, 4) == math.ceil(10 * math.log(4) / bounds.search_delta(0.1, 2, 10))
+@pytest.mark.parametrize("n,k", [(11, 4), (10, 2), (20, 3), (10, 7), (9, 9), (6, 1), (6, 4)])
+def test_bounds_formulas(n, k):
+    """Expected values by plain arithmetic: m = n − k + 1 and blocks = max(1, m // k) (THEORY.md §3–5)."""
+    m = n - k + 1
+    blocks = max(1, m // k)
+    for kl_value in (0.0, 0.3, 2.0):
+        assert math.isclose(bounds.theorem3(kl_value, k, n), math.sqrt(k * kl_value / (2 * m)))
+    assert bounds.theorem3(-0.1, k, n) == 0.0  # a negative KL estimate is clipped
+    assert math.isclose(bounds.lemma1_guarantee(0.2, k, n), blocks * 0.2**2 / 4)
+    assert bounds.lemma1_guarantee(0.2, k, n) > 0
+    assert math.isclose(bounds.search_delta(0.1, k, n), blocks * 0.1**2 / (4 * n))
+    for v in (2, 4, 13):
+        assert bounds.search_max_start(0.1, k, n, v) == math.ceil(10 * math.log(v) / (blocks * 0.1**2 / (4 * n)))
+
+
+def test_bounds_worked_numbers():
+    """Hand-computed: n = 11, k = 4: m = 8, ⌊8/4⌋ = 2; n = 10, k = 7: m = 4, ⌊4/7⌋ = 0 → 1 block."""
+    assert math.isclose(bounds.theorem3(2.0, 4, 11), 0.5**0.5)  # sqrt(4·2 / (2·8))
+    assert math.isclose(bounds.lemma1_guarantee(0.2, 4, 11), 0.02)  # 2 · 0.04 / 4
+    assert math.isclose(bounds.lemma1_guarantee(0.2, 7, 10), 0.01)  # 1 · 0.04 / 4, not 0
+    assert math.isclose(bounds.search_delta(0.1, 7, 10), 0.00025)  # 1 · 0.01 / 40
+    assert bounds.search_max_start(0.1, 7, 10, 4) == 55452  # ⌈10 · ln 4 / 0.00025⌉ = ⌈55451.77⌉
 
 
 def test_estimates_serialise_to_strict_json():

@@ -171,8 +171,11 @@ class Addition(TokenSource):
     determined. Length 3d+3.
 
     >>> src = Addition(digits=1)
-    >>> src.decode(src.sample(2, generator=0))
-    ['6+4=10', '5+1=06']
+    >>> texts = src.decode(src.sample(200, generator=0))                # "a+b=c" with c = a + b, every one
+    >>> all(int(a) + int(b) == int(c) for a, b, c in (t.replace("=", "+").split("+") for t in texts))
+    True
+    >>> sorted({len(c) for c in (t.split("=")[1] for t in texts)})     # c always has d + 1 digits
+    [2]
     >>> round(src.log_prob(src.encode("7+5=12")).exp().item() * 100, 9)
     1.0
     >>> src.log_prob(src.encode("7+5=13")).exp().item()

@@ -13,6 +13,7 @@ from nextk.models import GRU, LSTM, PaperRNN, Transformer
 from nextk.quantize import bit_size, fixed_point, quantize
 from nextk.search import default_schedule, run_schedule, search, search_repeats
 from nextk.sources import Dyck
+from nextk.stats import wilson
 from nextk.train import train
 from tests.cli_tools import DYCK8, cli_json
 
@@ -33,11 +34,14 @@ def test_stopping_rule_on_scripted_tables(table, j0, delta, tried, stop):
     assert got_tried == tried and got_stop == stop and asked == tried
 
 
-def test_delta_and_N_match_theory():
-    eps, k, n, v = 0.1, 3, 20, 4
+@pytest.mark.parametrize("eps,k,n,v", [(0.1, 3, 20, 4), (0.2, 2, 8, 2), (0.1, 7, 10, 4), (0.3, 8, 8, 3)])
+def test_delta_and_N_match_theory(eps, k, n, v):
+    """δ = max(1, ⌊m/k⌋) ε² / (4n) and N = ⌈10 log V / δ⌉, m = n − k + 1, by plain arithmetic; the last two
+    cases have k > (n+1)/2 (⌊m/k⌋ = 0), where δ must still be positive."""
     m = n - k + 1
-    assert bounds.search_delta(eps, k, n) == (m // k) * eps**2 / (4 * n)
-    assert bounds.search_max_start(eps, k, n, v) == math.ceil(10 * math.log(v) / ((m // k) * eps**2 / (4 * n)))
+    delta = max(1, m // k) * eps**2 / (4 * n)
+    assert math.isclose(bounds.search_delta(eps, k, n), delta) and delta > 0
+    assert bounds.search_max_start(eps, k, n, v) == math.ceil(10 * math.log(v) / delta)
 
 
 def test_fixed_point_hand_checked():
@@ -98,13 +102,25 @@ def test_small_search_end_to_end():
     assert "tv" in r.measurement[r.stop_index]["windows"][0]
 
 
+@pytest.mark.parametrize("successes,n", [(0, 1), (1, 2), (0, 10), (3, 10), (10, 10), (17, 40), (500, 1000)])
+def test_wilson_equals_scipy(successes, n):
+    """nextk.stats.wilson against scipy's Wilson score interval (no continuity correction, 95%)."""
+    from scipy.stats import binomtest
+
+    got = wilson(successes, n)
+    want = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert got.value == successes / n and got.n == n
+    assert abs(got.low - want.low) < 1e-9 and abs(got.high - want.high) < 1e-9
+
+
 def test_algorithm2_bits_in_schedule_and_repeats():
     p = Dyck(1, 3, 8)
     sched = default_schedule("paper_rnn", bits=True)
     assert sched(2)["bits"] == (3, 3) and sched(2)["hidden"] == 4 and sched(2)["size"] == 4 + 8
+    repeats = 3
     res = search_repeats(
         p,
-        2,
+        repeats,
         eps=0.3,
         k=2,
         family="paper_rnn",
@@ -114,8 +130,21 @@ def test_algorithm2_bits_in_schedule_and_repeats():
         train_kwargs={"steps": 20},
         log=lambda *a: None,
     )
-    assert res["repeats"] == 2 and 0 <= res["two_sizes"]["low"] <= res["two_sizes"]["value"] <= res["two_sizes"]["high"]
-    assert len(res["bit_size"]) == 2
+    runs = res["runs"]
+    assert res["repeats"] == repeats and len(runs) == repeats
+    two = sum(len(r["tried"]) == 2 for r in runs)  # counted here from the runs' own records
+    assert res["two_sizes"]["value"] == two / repeats and res["two_sizes"]["n"] == repeats
+    for r in runs:  # each run's record follows the stopping rule on its own losses
+        tried, loss, delta = r["tried"], {j: r["losses"][j]["value"] for j in r["tried"]}, r["delta"]
+        assert tried == list(range(tried[0], tried[0] + len(tried))) and 2 <= len(tried) <= 3
+        assert all(loss[j] - loss[j + 1] > delta for j in tried[:-2])  # moved on past every earlier size
+        if loss[tried[-2]] - loss[tried[-1]] > delta:  # still falling: only when the budget ran out
+            assert len(tried) == 3 and r["stop_index"] == tried[-1]
+        else:
+            assert r["stop_index"] == tried[-2]
+    # Algorithm 2: the bit size of each run's output is 1 + integer bits + fraction bits of its schedule entry
+    assert res["bit_size"] == [1 + 3 + (r["stop_index"] + 1) for r in runs]
+    assert all(r["j0"] == r["tried"][0] and 1 <= r["j0"] <= r["max_start"] for r in runs)
 
 
 def test_cli_search_and_bits(tmp_path):

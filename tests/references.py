@@ -191,15 +191,16 @@ def primes_probs(d: int) -> dict[tuple[int, ...], float]:
     return {tuple(int(c) for c in str(p)): 1.0 / len(primes) for p in primes}
 
 
-def factorization_probs(d: int, order: str = "product_first") -> dict[tuple[int, ...], float]:
-    """Independent uniform d-digit primes p, q (sympy); the text "N=max*min" (or "max*min=N") padded with '.'
-    to 4d + 2 characters; every ordered pair adds 1/π², so p ≠ q strings get 2/π²."""
+def factorization_probs(d: int, order: str = "product_first", sort: bool = True) -> dict[tuple[int, ...], float]:
+    """Independent uniform d-digit primes a, b (sympy); the text "N=p*q" (or "p*q=N") padded with '.' to
+    4d + 2 characters, with (p, q) = (max, min) when sorted, else (a, b) as drawn; every ordered draw adds
+    1/π², so sorted strings with p ≠ q get 2/π²."""
     primes = prime_list(d)
     pi2 = len(primes) ** 2
     out: dict[tuple[int, ...], float] = {}
     for a in primes:
         for b in primes:
-            hi, lo = max(a, b), min(a, b)
+            hi, lo = (max(a, b), min(a, b)) if sort else (a, b)
             text = f"{hi * lo}={hi}*{lo}" if order == "product_first" else f"{hi}*{lo}={hi * lo}"
             x = encode(text.ljust(4 * d + 2, "."), FACTORIZATION_VOCAB)
             out[x] = out.get(x, 0.0) + 1.0 / pi2

@@ -36,6 +36,10 @@ TINY = {
         lambda: Factorization(digits=1, order="factors_first"),
         lambda s: ref.factorization_probs(1, "factors_first"),
     ),
+    "factorization_unsorted": (
+        lambda: Factorization(digits=1, sorted=False),
+        lambda s: ref.factorization_probs(1, sort=False),
+    ),
     "primes": (lambda: Primes(digits=3), lambda s: ref.primes_probs(3)),
     "random_number": (lambda: RandomNumber(digits=3), lambda s: ref.random_number_probs(3)),
     "parity": (lambda: Parity(block=3, length=7), lambda s: ref.parity_probs(3, 7)),
@@ -60,6 +64,10 @@ MORE = {
         for d in (2,)
         for o in ("product_first", "factors_first")
     },
+    "factorization_2_unsorted_ff": (
+        lambda: Factorization(2, order="factors_first", sorted=False),
+        lambda s: ref.factorization_probs(2, "factors_first", sort=False),
+    ),
 }
 
 
@@ -81,6 +89,7 @@ def test_reference_distributions_are_distributions():
         assert abs(sum(probs.values()) - 1) < 1e-12, name
     assert len(ref.dyck_probs(2, 3, 6)) == 40  # 5 bracket shapes × 2³ types (Dyck docstring)
     assert len(ref.primes_probs(2)) == 21 and len(ref.factorization_probs(1)) == 10  # 4 primes: 4·5/2 pairs
+    assert len(ref.factorization_probs(1, sort=False)) == 16  # ordered pairs
 
 
 @pytest.mark.parametrize("name", sorted(TINY | MORE))

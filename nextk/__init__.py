@@ -1,40 +1,61 @@
 """nextk: exact tests of what next-token prediction can and cannot do (Cao & Vempala).
 
-The names the issues promise live here: `nextk.train`, `nextk.advantage`, `nextk.tv_advantage`,
-`nextk.boost`, `nextk.distill`, `nextk.search`, `nextk.fixed_point`, `nextk.quantize`,
-`nextk.bits_sweep`; modules with the same names stay importable (`from nextk.search import run_schedule`).
+The top-level names: `nextk.train`, `nextk.advantage`, `nextk.tv_advantage`, `nextk.boost`,
+`nextk.distill`, `nextk.search`, `nextk.fixed_point`, `nextk.quantize`, `nextk.bits_sweep` and the
+types beside them; modules with the same names stay importable (`from nextk.search import run_schedule`).
+
+They load on first use, so `import nextk` (and `nextk --help`) does not import torch. Importing the
+module `nextk.train` never hides the function `nextk.train`.
 """
 
-from nextk import bounds
-from nextk.advantage import advantage, tv_advantage
-from nextk.boost import Boosted, boost, distill
-from nextk.errors import CheckpointError, InputError, NotExactError, TooLargeError, TrainingError
-from nextk.lm import LanguageModel, State
-from nextk.quantize import bits_sweep, fixed_point, quantize
-from nextk.search import SearchResult, search
-from nextk.stats import Estimate
-from nextk.train import TrainResult, train
+from __future__ import annotations
 
-__all__ = [
-    "LanguageModel",
-    "State",
-    "Estimate",
-    "bounds",
-    "train",
-    "TrainResult",
-    "advantage",
-    "tv_advantage",
-    "boost",
-    "distill",
-    "Boosted",
-    "search",
-    "SearchResult",
-    "fixed_point",
-    "quantize",
-    "bits_sweep",
-    "InputError",
-    "TooLargeError",
-    "NotExactError",
-    "CheckpointError",
-    "TrainingError",
-]
+import importlib
+import sys
+import types
+
+__version__ = "0.1.0"
+
+_API = {
+    "LanguageModel": "nextk.lm",
+    "State": "nextk.lm",
+    "Estimate": "nextk.stats",
+    "train": "nextk.train",
+    "TrainResult": "nextk.train",
+    "advantage": "nextk.advantage",
+    "tv_advantage": "nextk.advantage",
+    "boost": "nextk.boost",
+    "distill": "nextk.boost",
+    "Boosted": "nextk.boost",
+    "search": "nextk.search",
+    "SearchResult": "nextk.search",
+    "fixed_point": "nextk.quantize",
+    "quantize": "nextk.quantize",
+    "bits_sweep": "nextk.quantize",
+    "InputError": "nextk.errors",
+    "TooLargeError": "nextk.errors",
+    "NotExactError": "nextk.errors",
+    "CheckpointError": "nextk.errors",
+    "TrainingError": "nextk.errors",
+}
+__all__ = [*_API, "bounds"]
+
+
+class _Package(types.ModuleType):
+    def __getattr__(self, name: str):
+        if name in _API:
+            return getattr(importlib.import_module(_API[name]), name)
+        if name == "bounds":
+            return importlib.import_module("nextk.bounds")
+        raise AttributeError(f"module 'nextk' has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _API and isinstance(value, types.ModuleType):
+            return  # the import system binds submodules here; the function of the same name wins
+        super().__setattr__(name, value)
+
+    def __dir__(self):
+        return sorted({*super().__dir__(), *__all__})
+
+
+sys.modules[__name__].__class__ = _Package

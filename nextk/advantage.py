@@ -13,18 +13,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from nextk.bounds import check_window
 from nextk.errors import MAX_ENUMERATION, InputError, check_enumeration, check_option
 from nextk.lm import LanguageModel, State, make_generator, sample_categorical, states_along
 from nextk.measure import all_strings, require_exact, support
 from nextk.stats import Estimate, exact, mean_estimate
 
 ESTIMATORS = ("paired", "rao_blackwell", "exact")
-
-
-def check_window(k: int, length: int) -> int:
-    if not 1 <= k <= length:
-        raise InputError(f"window size k={k} must be between 1 and the document length {length}")
-    return length - k + 1
 
 
 def window_log_probs(model: LanguageModel, state: State, k: int) -> Tensor:

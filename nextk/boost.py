@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from nextk import bounds
-from nextk.advantage import check_window, judge_all_windows, sample_windows, window_log_probs
+from nextk.advantage import judge_all_windows, sample_windows, window_log_probs
+from nextk.bounds import check_window
 from nextk.errors import MAX_ENUMERATION, InputError, check_enumeration
 from nextk.lm import State, check_tokens, gather_log_prob, make_generator, sample_by_steps, states_along
 from nextk.stats import mean_estimate

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import math
 
+from nextk.errors import InputError
+from nextk.stats import Estimate
 
-def _check(kl: float, k: int, n: int) -> int:
-    if not 1 <= k <= n:
-        raise ValueError(f"window size k={k} must be between 1 and n={n}")
+
+def check_window(k: int, n: int) -> int:
+    """The one window-size check: 1 ≤ k ≤ n; returns the number of starts m = n − k + 1."""
+    if not isinstance(k, int) or not 1 <= k <= n:
+        raise InputError(f"window size k={k} must be between 1 and the document length {n}")
     return n - k + 1
 
 
-def theorem3(kl: float, k: int, n: int) -> float:
-    """Theorem 3 (THEORY.md §3): |a(d)| ≤ sqrt(k · KL(p̄‖q̄) / (2m)), m = n − k + 1, KL total in nats.
-    A negative KL estimate (sampling noise) is clipped at 0."""
-    m = _check(kl, k, n)
+def theorem3(kl: float | Estimate, k: int, n: int) -> float | Estimate:
+    """Theorem 3 (THEORY.md §3): |a(d)| ≤ sqrt(k · KL(p̄‖q̄) / (2m)), m = n − k + 1, KL per document in
+    nats. A negative KL estimate (sampling noise) is clipped at 0. Given an Estimate of the KL (as
+    `measure.kl` returns), returns the bound as an Estimate whose interval maps the KL's interval."""
+    m = check_window(k, n)
+    if isinstance(kl, Estimate):
+        return kl.map(lambda v: math.sqrt(k * max(v, 0.0) / (2 * m)), method=f"theorem 3 at the KL ({kl.method})")
     return math.sqrt(k * max(kl, 0.0) / (2 * m))
 
 
@@ -22,7 +29,7 @@ def blocks_lower(k: int, n: int) -> int:
     """max(1, ⌊m/k⌋), m = n − k + 1 (THEORY.md §4): the number of blocks the Lemma 1 bound counts. The
     paper writes ⌊m/k⌋, which is 0 when m < k (k > (n+1)/2); every offset r < m still has a block there,
     so the bound holds with 1 and a zero guarantee is never reported."""
-    m = _check(0.0, k, n)
+    m = check_window(k, n)
     return max(1, m // k)
 
 
@@ -35,7 +42,7 @@ def lemma1_guarantee(alpha: float, k: int, n: int) -> float:
 def lemma1_guarantee_tight(alpha: float, k: int, n: int) -> float:
     """The tighter form of Lemma 1 (THEORY.md §4, Cauchy–Schwarz over offsets): the best offset and
     step lower KL by ≥ m · α² / (4 · min(k, m)) nats, m = n − k + 1; never below lemma1_guarantee."""
-    m = _check(0.0, k, n)
+    m = check_window(k, n)
     return m * alpha**2 / (4 * min(k, m))
 
 

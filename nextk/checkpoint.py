@@ -13,6 +13,8 @@ from safetensors.torch import load_file, save_file
 
 from nextk.errors import CheckpointError
 
+BEST = "best.safetensors"  # the weights of the best held-out evaluation, beside model.safetensors (the last)
+
 
 def atomic_write(path: Path, write) -> None:
     path = Path(path)
@@ -32,15 +34,16 @@ def save_model(model, path: str | Path) -> Path:
 
 
 def load_model(path: str | Path, vocab_size: int | None = None):
-    """Rebuild a model from a checkpoint file or a run folder holding model.safetensors;
-    `vocab_size` guards against another source's vocabulary."""
+    """Rebuild a model from a checkpoint file or a run folder (its best.safetensors, the weights of the
+    best held-out evaluation, else its model.safetensors); `vocab_size` guards against another
+    source's vocabulary."""
     from safetensors import safe_open
 
     from nextk.models import MODELS
 
     path = Path(path)
     if path.is_dir():
-        path = path / "model.safetensors"
+        path = path / BEST if (path / BEST).is_file() else path / "model.safetensors"
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:

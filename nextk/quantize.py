@@ -16,14 +16,15 @@ Two devices here are nextk's own, not the paper's (THEORY.md §6):
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
 from torch import Tensor
 
+from nextk.console import quiet
 from nextk.errors import InputError
 from nextk.lm import State
 from nextk.models.common import NeuralLM, shift_right
-from nextk.models.paper_rnn import PaperRNN
-from nextk.models.recurrent import RecurrentLM
 
 MIN_PROB = 1e-6  # nextk's own device (not the paper's): output probabilities floored here, then renormalised
 
@@ -43,13 +44,28 @@ def bit_size(int_bits: int, frac_bits: int) -> int:
     return 1 + int_bits + frac_bits
 
 
+@runtime_checkable
+class NodeModel(Protocol):
+    """A graph RNN whose every node value can be intercepted (PaperRNN, GRU, LSTM, any future graph RNN):
+    `node_init(batch)` gives the carried node values, `node_step(carry, tokens, node)` reads one token
+    with `node` applied to every node value after every internal step → (carry, logits (B, V))."""
+
+    vocab_size: int
+
+    def node_init(self, batch: int) -> dict[str, Tensor]: ...
+
+    def node_step(self, carry: dict[str, Tensor], tokens: Tensor, node) -> tuple[dict[str, Tensor], Tensor]: ...
+
+
 class Quantized(NeuralLM):
     """A recurrent model run with every node value in fixed point (I, F); wraps, does not copy."""
 
     def __init__(self, model, int_bits: int, frac_bits: int, ste: bool = False, min_prob: float = MIN_PROB):
         super().__init__()
-        if not isinstance(model, (PaperRNN, RecurrentLM)):
-            raise InputError(f"quantize supports PaperRNN, GRU and LSTM node values, not {type(model).__name__}")
+        if not isinstance(model, NodeModel):
+            raise InputError(
+                f"quantize needs a graph RNN with node_init/node_step (PaperRNN, GRU, LSTM), not {type(model).__name__}"
+            )
         if not 0 < min_prob < 1 / model.vocab_size:
             raise InputError(f"min_prob must be in (0, 1/V), got {min_prob}")
         fixed_point(torch.zeros(1), int_bits, frac_bits)  # validates the bits
@@ -57,6 +73,10 @@ class Quantized(NeuralLM):
         self.vocab_size = model.vocab_size
         self.family = "quantized"
         self.config = dict(int_bits=int_bits, frac_bits=frac_bits, bit_size=bit_size(int_bits, frac_bits), ste=ste)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model.name}-q{self.int_bits}.{self.frac_bits}"
 
     def node(self, x: Tensor) -> Tensor:
         q = fixed_point(x, self.int_bits, self.frac_bits)
@@ -105,35 +125,27 @@ def quantize(model, int_bits: int, frac_bits: int, *, ste: bool = False, min_pro
 
 
 def bits_sweep(
-    model, source, bits: list[tuple[int, int]], *, k: int, num_docs: int = 200, seed: int = 0, log=print
+    model, source, bits: list[tuple[int, int]], *, k: int, num_docs: int = 200, seed: int = 0, log=quiet
 ) -> list[dict]:
-    """Loss, exact excess loss and advantage (checkers, TV where it fits) at window k for each
-    (int_bits, frac_bits), plus the unquantised model as the reference row."""
-    from nextk.advantage import advantage, tv_advantage
-    from nextk.experiment import WINDOW_BUDGET, window_estimator
-    from nextk.measure import excess_loss, loss
+    """Per (int_bits, frac_bits), and first for the unquantised model (the reference row): the loss and
+    the measurement panel at window k (`nextk.evaluation.measure_model`: excess loss, checkers, TV
+    where V^k fits, Theorem 3 bound; no learned distinguisher)."""
+    from nextk.evaluation import measure_model
+    from nextk.measure import loss
 
+    for ib, fb in bits:
+        fixed_point(torch.zeros(1), ib, fb)  # every setting is validated before any work
     rows = []
     for ib, fb in [(None, None), *bits]:
         lm = model if ib is None else quantize(model, ib, fb)
-        row = {
-            "int_bits": ib,
-            "frac_bits": fb,
-            "bit_size": None if ib is None else bit_size(ib, fb),
-            "loss": loss(source, lm, num_docs=num_docs, seed=seed + 1).to_dict(),
-            "excess_loss": excess_loss(source, lm, num_docs=num_docs, seed=seed + 1).to_dict(),
-            "checkers": {},
-        }
-        est = window_estimator(source.vocab_size, k)
-        for name, check in source.checks.items():
-            row["checkers"][name] = advantage(
-                check, source, lm, k, num_docs=num_docs, estimator=est, seed=seed + 2
-            ).to_dict()
-        if source.vocab_size**k <= WINDOW_BUDGET:
-            row["tv"] = tv_advantage(source, lm, k, num_docs=num_docs, seed=seed + 3).to_dict()
-        rows.append(row)
-        log(
-            f"  bits {row['bit_size'] or 'float'}: excess loss {row['excess_loss']['value']:.5f}"
-            + (f", TV {row['tv']['value']:.4f}" if "tv" in row else "")
+        log(f"  bits {'float' if ib is None else bit_size(ib, fb)}:")
+        rows.append(
+            {
+                "int_bits": ib,
+                "frac_bits": fb,
+                "bit_size": None if ib is None else bit_size(ib, fb),
+                "loss": loss(source, lm, num_docs=num_docs, seed=seed + 1).to_dict(),
+                **measure_model(source, lm, [k], num_docs=num_docs, seed=seed, learned=False, log=log),
+            }
         )
     return rows

@@ -15,34 +15,29 @@ from dataclasses import dataclass, field
 import torch
 
 from nextk import bounds
+from nextk.console import quiet
 from nextk.errors import InputError, check_option
+from nextk.evaluation import measure_model
 from nextk.lm import make_generator
 from nextk.models import MODELS
 from nextk.quantize import bit_size, quantize
-from nextk.stats import wilson
+from nextk.stats import fmt, wilson
 from nextk.train import train
 
-FAMILIES = ("paper_rnn", "gru", "lstm", "transformer")
+FAMILIES = ("paper_rnn", "gru", "lstm", "transformer")  # the trainable families with a size schedule
 
 
 def default_schedule(family: str, bits: bool = False) -> Callable[[int], dict]:
-    """Index j → constructor arguments (THEORY.md §5): for PaperRNN hidden nodes 2j (linear) and
-    total size 2j + 2j² (quadratic), 2 internal steps per token; widths 4j for GRU/LSTM, 8j for the
-    transformer. With bits, "bits": (3, j + 1) — b = 5 + j bits grows with j (Algorithm 2)."""
+    """Index j → constructor arguments: the family's own schedule (`MODELS[family].schedule`, e.g.
+    PaperRNN: hidden nodes 2j, size 2j + 2j², THEORY.md §5). With bits, "bits": (3, j + 1) — b = 5 + j
+    bits grows with j (Algorithm 2)."""
     check_option("family", family, FAMILIES)
+    family_schedule = MODELS[family].schedule
 
     def at(j: int) -> dict:
         if j < 1:
             raise InputError(f"size index must be ≥ 1, got {j}")
-        cfg = {
-            "paper_rnn": {"hidden": 2 * j, "size": 2 * j + 2 * j * j, "steps_per_token": 2},
-            "gru": {"hidden": 4 * j},
-            "lstm": {"hidden": 4 * j},
-            "transformer": {"d_model": 8 * j, "layers": 1, "heads": 2},
-        }[family]
-        if bits:
-            cfg["bits"] = (3, j + 1)
-        return cfg
+        return {**family_schedule(j), **({"bits": (3, j + 1)} if bits else {})}
 
     return at
 
@@ -62,7 +57,7 @@ def run_schedule(loss_at: Callable[[int], float], j0: int, delta: float, max_siz
     return tried, j
 
 
-@dataclass
+@dataclass(repr=False)
 class SearchResult:
     """Outcome of Algorithm 1/2: the output model, every index tried with its loss, and the theory."""
 
@@ -85,6 +80,13 @@ class SearchResult:
     @property
     def sizes_tried(self) -> int:
         return len(self.tried)
+
+    def __repr__(self) -> str:
+        losses = ", ".join(f"j={j}: {fmt(self.losses[j], 5)}" for j in self.tried)
+        return (
+            f"SearchResult(output j={self.stop_index} ({self.model.name}), "
+            f"tried {self.tried} from j₀={self.j0}, δ={self.delta:.3g}; held-out loss {losses})"
+        )
 
     def decreases(self) -> dict[int, float]:
         return {j: self.losses[j]["value"] - self.losses[j + 1]["value"] for j in self.tried if j + 1 in self.losses}
@@ -110,11 +112,10 @@ class SearchResult:
         }
 
 
-def build(family: str, vocab_size: int, cfg: dict, seed: int, length: int):
+def build(family: str, vocab_size: int, cfg: dict, seed: int):
+    """The model of a schedule entry: the family's constructor, quantised when the entry has "bits"."""
     cfg = dict(cfg)
     bits = cfg.pop("bits", None)
-    if family == "transformer":
-        cfg.setdefault("max_len", length)
     model = MODELS[family](vocab_size, **cfg, seed=seed)
     return model if bits is None else quantize(model, *bits, ste=True)
 
@@ -129,18 +130,21 @@ def search(
     max_start: int | None = None,
     max_sizes: int = 6,
     seed: int = 0,
+    steps: int | None = None,
     train_kwargs: dict | None = None,
     measure: bool = True,
     num_docs: int = 200,
-    log=print,
+    log=quiet,
 ) -> SearchResult:
     """Algorithm 1 (Algorithm 2 when the schedule carries "bits"). Returns the model at the stopping
-    index with the whole record; `measure` adds its advantages at window k (checkers, learned, TV)."""
+    index with the whole record; `measure` adds its advantages at window k (checkers, learned, TV).
+    `steps` is the training budget per size (a shortcut for train_kwargs={"steps": …}); quiet unless
+    given `log=print` (or any callable taking a string)."""
     n, v = source.length, source.vocab_size
     if not eps > 0:
         raise InputError(f"accuracy eps must be > 0, got {eps}")
-    if not 1 <= k <= n:
-        raise InputError(f"window size k={k} must be between 1 and the document length {n}")
+    bounds.check_window(k, n)
+    train_kwargs = {**(train_kwargs or {}), **({"steps": steps} if steps is not None else {})}
     delta = bounds.search_delta(eps, k, n)
     n_theory = bounds.search_max_start(eps, k, n, v)
     schedule = schedule or default_schedule(family)
@@ -156,12 +160,12 @@ def search(
     )
     g = make_generator(seed)
     j0 = int(torch.randint(1, max_start + 1, (1,), generator=g))
-    kwargs = {"steps": 300, "batch_size": 64, "lr": 5e-3, "eval_every": 100, "progress": False, **(train_kwargs or {})}
+    kwargs = {"steps": 300, "batch_size": 64, "lr": 5e-3, "eval_every": 100, "progress": False, **train_kwargs}
     models, losses, excess, configs, params = {}, {}, {}, {}, {}
 
     def loss_at(j: int) -> float:
         configs[j] = schedule(j)
-        models[j] = build(family, v, configs[j], seed + j, n)
+        models[j] = build(family, v, configs[j], seed + j)
         res = train(models[j], source, seed=seed, **kwargs)  # same seed: same data, same held-out set
         last = res.history[-1]
         losses[j], params[j] = last["eval_loss"], models[j].num_parameters
@@ -189,15 +193,13 @@ def search(
         departs=departs,
     )
     if measure:
-        from nextk.experiment import measure_model
-
         result.measurement = {
             j: measure_model(source, models[j], [k], num_docs=num_docs, seed=seed, log=log) for j in tried
         }
     return result
 
 
-def search_repeats(source, repeats: int, *, seed: int = 0, log=print, **kwargs) -> dict:
+def search_repeats(source, repeats: int, *, seed: int = 0, log=quiet, **kwargs) -> dict:
     """R runs with seeds seed … seed+R−1: how often two sizes sufficed, with a Wilson interval."""
     runs = [search(source, seed=seed + r, log=log, **kwargs) for r in range(repeats)]
     two = sum(1 for r in runs if r.sizes_tried == 2)

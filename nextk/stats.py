@@ -27,17 +27,28 @@ class Estimate:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
     def __str__(self) -> str:
-        if self.stderr == 0.0:
-            return f"{self.value:.4g} (exact, {self.method})"
-        return (
-            f"{self.value:.4g} ± {Z95 * self.stderr:.2g} [{self.low:.4g}, {self.high:.4g}] (n={self.n}, {self.method})"
-        )
+        return fmt(self, detail=True)
 
     def map(self, f, method: str | None = None) -> Estimate:
         """Push a monotone non-decreasing f through the value and the interval ends; the standard error
         is read back from the mapped interval's width (width / (2 · 1.96))."""
         lo, hi = f(self.low), f(self.high)
         return Estimate(f(self.value), (hi - lo) / (2 * Z95), lo, hi, self.n, method or self.method)
+
+
+def fmt(e: Estimate | dict | None, digits: int = 4, *, signed: bool = False, detail: bool = False) -> str:
+    """The one way nextk prints an estimate: value and 95% interval, "(exact)" when it has no error;
+    `detail` adds the sample count and method. Takes an Estimate or its dict (as in results.json)."""
+    if e is None:
+        return "n/a"
+    d = e.to_dict() if isinstance(e, Estimate) else e
+    spec = f"{'+' if signed else ''}.{digits}f"
+    num = lambda x: "nan" if x is None else format(x, spec)  # noqa: E731
+    if d.get("stderr") == 0:
+        out = f"{num(d['value'])} (exact)"
+        return out[:-1] + f", {d['method']})" if detail else out
+    out = f"{num(d['value'])} [{num(d['low'])}, {num(d['high'])}]"
+    return out + f" (n={d['n']}, {d['method']})" if detail else out
 
 
 def mean_estimate(values: Tensor, method: str) -> Estimate:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from nextk.checkpoint import load_model, load_state, save_model, save_state
+from nextk.checkpoint import BEST, load_model, load_state, save_model, save_state
+from nextk.console import progress_bar, quiet
 from nextk.errors import InputError, TrainingError
 from nextk.lm import make_generator
 from nextk.measure import batched_log_prob
@@ -26,7 +29,8 @@ class TrainResult:
     tokens: int
     seconds: float
     stopped: str  # "budget" | "plateau"
-    history: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)  # one row per evaluation: step, losses (Estimate dicts)
+    best_step: int | None = None  # the evaluation with the lowest held-out loss (the weights kept)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +49,34 @@ def evaluate(model, source, held_out: torch.Tensor) -> dict:
     return out
 
 
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C (SIGINT) between two steps; the checkpoint (if any) holds `saved_step`."""
+
+    def __init__(self, step: int, saved_step: int | None, checkpoint: Path | None):
+        self.step, self.saved_step, self.checkpoint = step, saved_step, checkpoint
+        where = f"checkpoint at step {saved_step} in {checkpoint}" if checkpoint else "no checkpoint folder was given"
+        super().__init__(f"interrupted at step {step}; {where}")
+
+
+@contextlib.contextmanager
+def sigint_flag():
+    """While training, Ctrl-C sets a flag that the loop reads between steps (so no step is left half
+    done); outside the main thread signals cannot be caught and the flag never rises."""
+    flag = {"raised": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag["raised"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def train(
     model,
     source,
@@ -61,7 +93,9 @@ def train(
     min_delta: float = 1e-4,
     checkpoint: str | Path | None = None,
     resume: bool = True,
-    progress: bool = True,
+    restore_best: bool = True,
+    progress: bool = False,
+    log=quiet,
     grad_clip: float = 1.0,
 ) -> TrainResult:
     """Minimise next-token loss of `model` on `source`.
@@ -70,9 +104,16 @@ def train(
     (data=None, infinite data), a fixed set of `data` documents, or a given LongTensor of documents.
     Every `eval_every` steps: held-out loss and exact excess loss with intervals; with `patience`,
     stop after that many evaluations without a drop of `min_delta` in held-out loss. With
-    `checkpoint` (a directory), weights and optimiser state are saved atomically at each evaluation and
-    a killed run resumes from there. Same seed, same result.
+    `restore_best` the model ends with the weights of its best held-out evaluation (`best_step`).
+    With `checkpoint` (a directory), weights and optimiser state are saved atomically at each
+    evaluation and on Ctrl-C (which raises `Interrupted` after saving); a run resumes from there, and
+    a finished run re-run trains nothing. Same seed, same result, interrupted or not.
     """
+    for name, value in (("steps", steps), ("tokens", tokens), ("eval_every", eval_every), ("patience", patience)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} must be ≥ 1, got {value}")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be ≥ 1, got {batch_size}")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise InputError(
@@ -94,29 +135,43 @@ def train(
         raise InputError(f"data must be (documents, {n}), got {tuple(data.shape)}")
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     result = TrainResult(steps=0, tokens=0, seconds=0.0, stopped="budget")
-    best, stale = math.inf, 0
+    best, stale, best_weights = math.inf, 0, None
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt and resume and (ckpt / "train_state.pt").is_file():
         state = load_state(ckpt / "train_state.pt")
         model.load_state_dict(load_model(ckpt / "model.safetensors", model.vocab_size).state_dict())
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
-        result = TrainResult(**{k: state["result"][k] for k in ("steps", "tokens", "seconds", "stopped", "history")})
+        result = TrainResult(**{k: state["result"][k] for k in TrainResult.__dataclass_fields__})
         best, stale = state["best"], state["stale"]
+        if (ckpt / BEST).is_file():
+            best_weights = load_model(ckpt / BEST, model.vocab_size).state_dict()
+        if result.steps >= steps or result.stopped == "plateau":
+            log(f"{model.name}: already complete ({result.steps} steps, stopped by {result.stopped}) in {ckpt}")
+        else:
+            log(f"{model.name}: resuming from step {result.steps} of {steps} ({ckpt})")
     model.train()
     t0 = time.perf_counter() - result.seconds
-    bar = Progress(
-        TextColumn("[bold]train[/bold] {task.fields[name]}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeRemainingColumn(),
-        disable=not progress,
-        transient=True,
-    )
-    with bar:
-        task = bar.add_task("train", total=steps, completed=result.steps, name=type(model).__name__, loss="…")
-        while result.steps < steps:
+
+    def save_checkpoint() -> None:
+        result.seconds = time.perf_counter() - t0
+        save_model(model, ckpt / "model.safetensors")
+        save_state(
+            {
+                "optimizer": opt.state_dict(),
+                "generator": gen.get_state(),
+                "best": best,
+                "stale": stale,
+                "result": result.to_dict(),
+            },
+            ckpt / "train_state.pt",
+        )
+
+    with (
+        progress_bar(model.name, steps, enabled=progress, completed=result.steps, loss="…") as bar,
+        sigint_flag() as sig,
+    ):
+        while result.steps < steps and result.stopped != "plateau":
             if data is None:
                 x = source.sample(batch_size, generator=gen)
             else:
@@ -134,7 +189,7 @@ def train(
             opt.step()
             result.steps += 1
             result.tokens += x.numel()
-            bar.update(task, advance=1, loss=f"{loss.item():.4f}")
+            bar.update(advance=1, loss=f"{loss.item():.4f}")
             if eval_every and (result.steps % eval_every == 0 or result.steps == steps):
                 row = {
                     "step": result.steps,
@@ -145,23 +200,23 @@ def train(
                 }
                 result.history.append(row)
                 cur = row["eval_loss"]["value"]
-                best, stale = (cur, 0) if cur < best - min_delta else (best, stale + 1)
-                if ckpt:
-                    result.seconds = time.perf_counter() - t0
-                    save_model(model, ckpt / "model.safetensors")
-                    save_state(
-                        {
-                            "optimizer": opt.state_dict(),
-                            "generator": gen.get_state(),
-                            "best": best,
-                            "stale": stale,
-                            "result": result.to_dict(),
-                        },
-                        ckpt / "train_state.pt",
-                    )
+                if cur < best:
+                    best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    result.best_step = result.steps
+                    if ckpt:
+                        save_model(model, ckpt / BEST)
+                stale = 0 if cur < best - min_delta else stale + 1
+                best = min(best, cur)
                 if patience is not None and stale >= patience:
                     result.stopped = "plateau"
-                    break
+                if ckpt:
+                    save_checkpoint()
+            if sig["raised"]:
+                if ckpt:
+                    save_checkpoint()
+                raise Interrupted(result.steps, result.steps if ckpt else None, ckpt)
     result.seconds = time.perf_counter() - t0
+    if restore_best and best_weights is not None:
+        model.load_state_dict(best_weights)
     model.eval()
     return result

@@ -20,10 +20,12 @@ from nextk.barrier.conclusions import (
 )
 from nextk.barrier.hidden import HiddenStream, SeedPrefix, visible, visible_tv
 from nextk.barrier.primes import ApproxCounter, ExactCounter, approximation_tv, draw_prime
-from nextk.barrier.report import BarrierConfig, draw, run_report, summary
 from nextk.barrier.sampling import factors_first_autoregressive, non_autoregressive, product_first_autoregressive
 from nextk.barrier.uniformity import uniformity_test
 from nextk.measure import support
+from nextk.runs.barrier import Config as BarrierConfig
+from nextk.runs.barrier import draw, summary
+from nextk.runs.barrier import run as run_report
 from nextk.sources import Factorization, RandomNumber
 
 
@@ -134,7 +136,8 @@ def test_small_report(tmp_path):
         seed_bits=8,
         eval_samples=50,
     )
-    res = run_report(cfg, tmp_path, log=lambda *a: None)
+    res = run_report(cfg, tmp_path)
+    draw(res, tmp_path)
     assert set(res) >= {"sampling", "primes", "learning", "hidden", "uniformity", "conclusions"}
     for name in ("summary.md", "results.json", "sampling_cost.png", "primes.png", "learning.png"):
         assert (tmp_path / name).stat().st_size > 100

@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from nextk.experiment import DemoConfig, run_demo
-from nextk.report import draw
+from nextk.runs.demo import Config, draw, run
 
 
 def check_results(res: dict):
@@ -20,7 +19,7 @@ def check_results(res: dict):
 
 
 def test_small_demo_writes_json_and_plots(tmp_path):
-    cfg = DemoConfig(
+    cfg = Config(
         source_params={"n_types": 1, "max_depth": 3, "length": 8},
         sizes=[2, 8],
         steps=40,
@@ -30,18 +29,18 @@ def test_small_demo_writes_json_and_plots(tmp_path):
         learned_steps=20,
         learned_docs=128,
     )
-    res = run_demo(cfg, tmp_path, log=lambda *a: None, progress=False)
+    res = run(cfg, tmp_path)
     assert json.loads((tmp_path / "results.json").read_text())["models"][1]["size"] == 8
     assert json.loads((tmp_path / "config.json").read_text())["steps"] == 40
     check_results(res)
     json.dumps(res, allow_nan=False)  # results.json is strict JSON
-    for p in draw(tmp_path):
+    for p in draw(res, tmp_path):
         assert p.stat().st_size > 1000
 
 
 @pytest.mark.slow
 def test_full_demo(tmp_path):
-    res = run_demo(DemoConfig(), tmp_path, log=lambda *a: None, progress=False)
+    res = run(Config(), tmp_path)
     check_results(res)
     small, big = res["models"]
     assert big["excess_loss"]["value"] < small["excess_loss"]["value"]

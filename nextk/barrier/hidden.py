@@ -75,7 +75,7 @@ class HiddenStream(HiddenSource):
         a, b = a.ravel(), b.ravel()
         powers = 10 ** np.arange(digits - 1, -1, -1)
         hidden = np.concatenate([(a[:, None] // powers) % 10, (b[:, None] // powers) % 10], axis=1)
-        self.digits = digits
+        self.digits, self.order = digits, order
         super().__init__(Factorization(digits, order=order), hidden, np.stack([a, b], 1))
 
     def hidden_strings(self) -> Tensor:
@@ -98,7 +98,7 @@ class SeedPrefix(HiddenSource):
         s = np.arange(2**bits)
         hidden = (s[:, None] >> np.arange(bits - 1, -1, -1)) & 1  # big-endian bits as tokens 0/1
         pairs = np.stack([primes[s % n], primes[(s // n) % n]], 1)
-        self.digits, self.bits = digits, bits
+        self.digits, self.bits, self.order = digits, bits, order
         super().__init__(Factorization(digits, order=order), hidden, pairs)
         counts = np.bincount((s % n) * n + (s // n) % n, minlength=n * n) / 2**bits  # ordered-pair law
         self.seed_bias_tv = float(0.5 * np.abs(counts - 1 / n**2).sum())  # ≥ visible TV by data processing

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nextk.advantage import check_window, sample_windows
+from nextk.advantage import sample_windows
+from nextk.bounds import check_window
 from nextk.distinguishers.checks import clip, window_mask
 from nextk.lm import make_generator, states_along
 from nextk.models.common import seeded

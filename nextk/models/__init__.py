@@ -6,5 +6,8 @@ from nextk.models.recurrent import GRU, LSTM, RecurrentLM
 from nextk.models.transformer import Transformer
 
 MODELS = {"gru": GRU, "lstm": LSTM, "paper_rnn": PaperRNN, "transformer": Transformer, "ngram": NGram}
+# the families trained by gradient descent; each owns its size schedule (`schedule`, `sized`) and
+# the mapping from command-line options to its constructor (`from_options`)
+TRAINABLE = {name: MODELS[name] for name in ("gru", "lstm", "paper_rnn", "transformer")}
 
-__all__ = ["GRU", "LSTM", "PaperRNN", "Transformer", "NGram", "RecurrentLM", "MODELS"]
+__all__ = ["GRU", "LSTM", "PaperRNN", "Transformer", "NGram", "RecurrentLM", "MODELS", "TRAINABLE"]

@@ -64,6 +64,25 @@ class NeuralLM(nn.Module):
         return new, new.log_probs
 
     @property
+    def name(self) -> str:
+        """A short label for tables and progress bars, e.g. gru-32."""
+        return self.family
+
+    @staticmethod
+    def schedule(j: int) -> dict:
+        """Size index j → constructor arguments; each trainable family defines its own."""
+        raise NotImplementedError
+
+    @classmethod
+    def sized(cls, vocab_size: int, j: int, *, seed: int = 0, length: int | None = None):
+        """The family's model at size index j of its schedule (docs/theory.md §5; Algorithm 1)."""
+        from nextk.errors import InputError
+
+        if j < 1:
+            raise InputError(f"size index must be ≥ 1, got {j}")
+        return cls(vocab_size, **cls.schedule(j), seed=seed)
+
+    @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

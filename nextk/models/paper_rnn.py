@@ -71,6 +71,21 @@ class PaperRNN(NeuralLM):
             # nextk's practical device: a linear read-out of every node, then softmax
             self.readout = nn.Linear(size, vocab_size)
 
+    @property
+    def name(self) -> str:
+        return f"paper_rnn-{self.size}n{self.hidden}h" + (f"{self.steps}t" if self.steps > 1 else "")
+
+    @staticmethod
+    def schedule(j: int) -> dict:
+        """Size index j → constructor arguments (docs/theory.md §5): hidden nodes 2j (linear), total
+        size 2j + 2j² (quadratic), 2 internal steps per token."""
+        return {"hidden": 2 * j, "size": 2 * j + 2 * j * j, "steps_per_token": 2}
+
+    @classmethod
+    def from_options(cls, vocab_size: int, *, width: int, seed: int, size: int = 0, steps_per_token: int = 1, **_):
+        """width = hidden nodes; size defaults to 2·width (as many work nodes as hidden ones)."""
+        return cls(vocab_size, size=size or 2 * width, hidden=width, steps_per_token=steps_per_token, seed=seed)
+
     def _hidden(self, h: Tensor, inp: Tensor) -> Tensor:
         """New hidden node values from H and the input only (Definition 3 (i))."""
         g, c, a, b = self.gate_in(torch.cat([h, inp], dim=-1)).chunk(4, dim=-1)

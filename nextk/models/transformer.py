@@ -74,6 +74,26 @@ class Transformer(NeuralLM):
             self.ln = nn.LayerNorm(d_model)
             self.head = nn.Linear(d_model, vocab_size)
 
+    @property
+    def name(self) -> str:
+        return f"transformer-{self.config['d_model']}x{self.config['layers']}"
+
+    @staticmethod
+    def schedule(j: int) -> dict:
+        """Size index j → constructor arguments (docs/theory.md §5): width 8j, one layer, two heads."""
+        return {"d_model": 8 * j, "layers": 1, "heads": 2}
+
+    @classmethod
+    def sized(cls, vocab_size: int, j: int, *, seed: int = 0, length: int | None = None):
+        if j < 1:
+            raise InputError(f"size index must be ≥ 1, got {j}")
+        return cls(vocab_size, **cls.schedule(j), max_len=length or 512, seed=seed)
+
+    @classmethod
+    def from_options(cls, vocab_size: int, *, width: int, layers: int, seed: int, length: int, heads: int = 4, **_):
+        """width = d_model; positions up to the document length."""
+        return cls(vocab_size, d_model=width, layers=layers, heads=heads, max_len=length, seed=seed)
+
     def logits(self, x: Tensor) -> Tensor:
         if x.shape[1] > self.max_len:
             raise InputError(f"{x.shape[1]} positions exceed the transformer's max_len={self.max_len}")

@@ -19,7 +19,19 @@ SOURCES = {
     "text": Text,
 }
 
+
+
+def make_source(name: str, **params):
+    """A source from its registry name and parameters, with a clear error for an unknown name."""
+    from nextk.errors import InputError
+
+    if name not in SOURCES:
+        raise InputError(f"unknown source {name!r}; choose one of {sorted(SOURCES)}")
+    return SOURCES[name](**params)
+
+
 __all__ = [
+    "make_source",
     "HMM",
     "Dyck",
     "Addition",

@@ -9,6 +9,7 @@ still sums to 1, and the zero shows up where it belongs, in the token that made 
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -62,8 +63,15 @@ class TokenSource:
             raise InputError(f"length={length} but this source's documents have {self.length} tokens")
         return length
 
+    @property
+    def params(self) -> dict:
+        """Every constructor parameter and its value (what rebuilds this source; results.json records it).
+        Sources keep each parameter as a same-named attribute."""
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+        return {n: getattr(self, n) for n in names}
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(vocab_size={self.vocab_size}, length={self.length})"
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
 
 
 def log_weights_to_log_probs(log_w: Tensor) -> Tensor:

@@ -76,12 +76,6 @@ class Factorization(TokenSource):
         out = super().decode(tokens)
         return [s.rstrip(self.pad) for s in out] if isinstance(out, list) else out.rstrip(self.pad)
 
-    def __repr__(self) -> str:
-        return (
-            f"Factorization(digits={self.digits}, order={self.order!r}, template={self.template!r}, "
-            f"sorted={self.sorted})"
-        )
-
     def render(self, p: int, q: int) -> str:
         """The document of the draw (p, q): factors sorted (p ≥ q) if `sorted`, else as drawn."""
         if self.sorted:

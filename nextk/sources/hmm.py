@@ -44,6 +44,7 @@ class HMM(TokenSource):
         if length < 1:
             raise InputError(f"length must be ≥ 1, got {length}")
         self.length = int(length)
+        self.random_params: dict | None = None  # set by HMM.random
         self.vocab = [chr(ord("a") + i) for i in range(v)] if v <= 26 else [chr(0x100 + i) for i in range(v)]
         self.checks = {"support": SupportCheck(self)}
 
@@ -64,7 +65,29 @@ class HMM(TokenSource):
         rng = np.random.default_rng(seed)
         trans = stay * np.eye(n_states) + (1 - stay) * rng.dirichlet(np.ones(n_states), size=n_states)
         emit = rng.dirichlet(np.full(vocab_size, concentration), size=n_states)
-        return cls(np.full(n_states, 1.0 / n_states), trans, emit, length)
+        out = cls(np.full(n_states, 1.0 / n_states), trans, emit, length)
+        out.random_params = dict(
+            n_states=n_states, vocab_size=vocab_size, length=length, seed=seed, concentration=concentration, stay=stay
+        )
+        return out
+
+    @property
+    def params(self) -> dict:
+        """`HMM.random`'s arguments when it built this HMM (what `nextk.sources.make_source("hmm", …)`
+        takes), else the shapes and the matrices themselves."""
+        if self.random_params is not None:
+            return dict(self.random_params)
+        return {
+            "start": self.start_p.tolist(),
+            "trans": self.trans.tolist(),
+            "emit": self.emit.tolist(),
+            "length": self.length,
+        }
+
+    def __repr__(self) -> str:
+        if self.random_params is not None:
+            return "HMM.random(" + ", ".join(f"{k}={v!r}" for k, v in self.random_params.items()) + ")"
+        return f"HMM(n_states={self.n_states}, vocab_size={self.vocab_size}, length={self.length}, explicit matrices)"
 
     @property
     def n_states(self) -> int:

@@ -46,6 +46,13 @@ class Text:
         self.checks: dict = {}
 
     @property
+    def params(self) -> dict:
+        return {"path": self.path, "length": self.length}
+
+    def __repr__(self) -> str:
+        return f"Text(path={self.path!r}, length={self.length}, {len(self.text):,} characters)"
+
+    @property
     def vocab_size(self) -> int:
         return len(self.vocab)
 

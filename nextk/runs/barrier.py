@@ -4,17 +4,11 @@ and their intervals by `nextk.barrier.conclusions`."""
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from nextk.barrier.conclusions import (  # noqa: E402
+from nextk.barrier.conclusions import (
     cohens_w_interval,
     conclusions,
     interval_text,
@@ -24,21 +18,23 @@ from nextk.barrier.conclusions import (  # noqa: E402
     sampling_headline,
     seconds_text,
 )
-from nextk.barrier.hidden import HiddenStream, SeedPrefix, visible_tv  # noqa: E402
-from nextk.barrier.primes import prime_costs  # noqa: E402
-from nextk.barrier.sampling import sampling_cost  # noqa: E402
-from nextk.barrier.uniformity import uniformity_test  # noqa: E402
-from nextk.distinguishers.checks import pass_rate  # noqa: E402
-from nextk.measure import excess_loss  # noqa: E402
-from nextk.models import GRU  # noqa: E402
-from nextk.report import errorbar  # noqa: E402
-from nextk.sources import Factorization, RandomNumber  # noqa: E402
-from nextk.stats import Z95  # noqa: E402
-from nextk.train import train  # noqa: E402
+from nextk.barrier.hidden import HiddenStream, SeedPrefix, visible_tv
+from nextk.barrier.primes import prime_costs
+from nextk.barrier.sampling import sampling_cost
+from nextk.barrier.uniformity import uniformity_test
+from nextk.console import quiet
+from nextk.distinguishers.checks import pass_rate
+from nextk.measure import excess_loss
+from nextk.models import GRU
+from nextk.runs.common import RESULTS, prepare, write_json
+from nextk.runs.plots import errorbar, plt, save
+from nextk.sources import Factorization, RandomNumber
+from nextk.stats import Z95
+from nextk.train import train
 
 
 @dataclass
-class BarrierConfig:
+class Config:
     """The barrier report's experiments; the defaults finish in about 6 minutes on 2 CPU cores."""
 
     sampling_digits: list = field(default_factory=lambda: list(range(2, 25, 2)))  # d for sampling cost
@@ -56,13 +52,13 @@ class BarrierConfig:
     seed: int = 0  # every random draw derives from this
 
 
-def trained(source, cfg: BarrierConfig, seed: int):
+def trained(source, cfg: Config, seed: int):
     model = GRU(source.vocab_size, cfg.hidden, seed=seed)
     train(model, source, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed, progress=False)
     return model
 
 
-def learning_by_order(cfg: BarrierConfig, log) -> list[dict]:
+def learning_by_order(cfg: Config, log) -> list[dict]:
     rows = []
     for d in cfg.learn_digits:
         for order in ("product_first", "factors_first"):
@@ -81,7 +77,7 @@ def learning_by_order(cfg: BarrierConfig, log) -> list[dict]:
     return rows
 
 
-def hidden_comparison(cfg: BarrierConfig, log) -> list[dict]:
+def hidden_comparison(cfg: Config, log) -> list[dict]:
     d = cfg.hidden_digits
     plain = Factorization(d)
     variants = {
@@ -118,7 +114,7 @@ def hidden_comparison(cfg: BarrierConfig, log) -> list[dict]:
     return rows
 
 
-def randomized_task(cfg: BarrierConfig, log) -> list[dict]:
+def randomized_task(cfg: Config, log) -> list[dict]:
     src = RandomNumber(3)
     rows = [{"model": "exact source", **uniformity_test(src.sample(20 * cfg.eval_samples, generator=cfg.seed), 3)}]
     for steps in (30, cfg.steps):
@@ -136,9 +132,8 @@ def randomized_task(cfg: BarrierConfig, log) -> list[dict]:
     return rows
 
 
-def run_report(cfg: BarrierConfig, out: Path, log=print) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
+    prepare(out, cfg, force_new=force_new)
     t0 = time.perf_counter()
     res: dict = {"sampling_requested_digits": list(cfg.sampling_digits)}
     stages = [
@@ -148,14 +143,13 @@ def run_report(cfg: BarrierConfig, out: Path, log=print) -> dict:
         ("hidden", lambda: hidden_comparison(cfg, log)),
         ("uniformity", lambda: randomized_task(cfg, log)),
     ]
-    for name, run in stages:
+    for name, stage in stages:
         log(f"[{name}]")
-        res[name] = run()
+        res[name] = stage()
         res.setdefault("seconds", {})[name] = time.perf_counter() - t0
-        (out / "results.json").write_text(json.dumps(res, indent=2))
+        write_json(out / RESULTS, res)
     res["conclusions"] = conclusions(res, cfg.sampling_digits)
-    (out / "results.json").write_text(json.dumps(res, indent=2))
-    draw(res, out)
+    write_json(out / RESULTS, res)
     (out / "summary.md").write_text(summary(res))
     return res
 
@@ -170,8 +164,9 @@ def report_conclusions(res: dict) -> dict:
     return res["conclusions"]
 
 
-def draw(res: dict, out: Path) -> None:
+def draw(res: dict, out: Path) -> list[Path]:
     c = report_conclusions(res)
+    paths = []
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, s in res["sampling"].items():
         rows = s["rows"]
@@ -196,9 +191,7 @@ def draw(res: dict, out: Path) -> None:
     ax.set_ylabel("seconds per sample (95% interval)")
     ax.set_title("Factorization: sampling cost by order\n" + sampling_headline(c["sampling"]), fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "sampling_cost.png", dpi=120)
-    plt.close(fig)
+    paths.append(save(fig, out / "sampling_cost.png"))
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     pr = res["primes"]
@@ -216,9 +209,7 @@ def draw(res: dict, out: Path) -> None:
     a2.set_ylabel("mean seconds per prime")
     a2.legend()
     fig.suptitle("Random primes: li-density approximation vs exact counts")
-    fig.tight_layout()
-    fig.savefig(out / "primes.png", dpi=120)
-    plt.close(fig)
+    paths.append(save(fig, out / "primes.png"))
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
     for order in ("product_first", "factors_first"):
@@ -233,9 +224,8 @@ def draw(res: dict, out: Path) -> None:
         ax.set_xlabel("digits d")
         ax.legend()
     fig.suptitle("Same GRU size and training budget, both orders (95% intervals)")
-    fig.tight_layout()
-    fig.savefig(out / "learning.png", dpi=120)
-    plt.close(fig)
+    paths.append(save(fig, out / "learning.png"))
+    return paths
 
 
 def summary(res: dict) -> str:

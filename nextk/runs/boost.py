@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+from rich.table import Table
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from rich.table import Table  # noqa: E402
+from nextk.boost import boost, distill
+from nextk.checkpoint import load_model, save_model
+from nextk.console import quiet
+from nextk.distinguishers import LearnedDistinguisher, OptimalDistinguisher
+from nextk.distinguishers.checks import pass_rate
+from nextk.errors import InputError
+from nextk.measure import kl
+from nextk.models import MODELS
+from nextk.runs.common import RESULTS, prepare, write_json
+from nextk.sources import make_source
+from nextk.stats import fmt
 
-from nextk.boost import boost, distill  # noqa: E402
-from nextk.checkpoint import load_model, save_model  # noqa: E402
-from nextk.distinguishers import LearnedDistinguisher, OptimalDistinguisher  # noqa: E402
-from nextk.distinguishers.checks import pass_rate  # noqa: E402
-from nextk.errors import InputError  # noqa: E402
-from nextk.measure import kl  # noqa: E402
-from nextk.models import MODELS  # noqa: E402
-from nextk.report import errorbar  # noqa: E402
+
+@dataclass
+class Config:
+    checkpoint: str  # model.safetensors or its run folder: the q to boost
+    source: str  # registry name of the truth p
+    source_params: dict  # its parameters
+    k: int = 4  # window size
+    distinguisher: str = "check"  # check | check:NAME | learned | optimal
+    num_docs: int = 256  # p documents for choosing (r, η), and as many for reporting Δ
+    distill_steps: int = 0  # also distill the boosted model into a fresh network (0: no)
+    seed: int = 0  # every random draw derives from this
 
 
 def pick_distinguisher(spec: str, source, model, k: int, seed: int):
@@ -34,11 +45,12 @@ def pick_distinguisher(spec: str, source, model, k: int, seed: int):
     raise InputError(f"unknown distinguisher {spec!r}; use check, check:NAME, learned or optimal")
 
 
-def run_boost(
-    source, checkpoint: Path, k: int, spec: str, *, num_docs: int, seed: int, distill_steps: int, out: Path, log=print
-) -> dict:
-    model = load_model(checkpoint, vocab_size=source.vocab_size)
+def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
+    source = make_source(cfg.source, **cfg.source_params)
+    model = load_model(cfg.checkpoint, vocab_size=source.vocab_size)
+    k, spec, num_docs, seed, distill_steps = cfg.k, cfg.distinguisher, cfg.num_docs, cfg.seed, cfg.distill_steps
     n = source.length
+    prepare(out, cfg, force_new=force_new)
     name, d = pick_distinguisher(spec, source, model, k, seed)
     b = boost(model, d, k, p=source, num_docs=num_docs, seed=seed)
     kl_q, kl_b = kl(source, model, num_docs=num_docs, seed=seed + 1), kl(source, b, num_docs=num_docs, seed=seed + 1)
@@ -52,7 +64,11 @@ def run_boost(
         "search": b.search_,
         "kl_before": kl_q.to_dict(),
         "kl_after": kl_b.to_dict(),
+        "source": repr(source),
+        "source_params": source.params,
+        "model": model.name,
         "lemma1_guarantee_overall": b.search_["lemma1_guarantee_overall"],
+        "lemma1_guarantee_tight": b.search_["lemma1_guarantee_tight"],
     }
     if check_name:
         check = source.checks[check_name]
@@ -65,20 +81,16 @@ def run_boost(
         distill(b, fresh, num_docs=4 * num_docs, steps=distill_steps, seed=seed, progress=False)
         save_model(fresh, out / "distilled.safetensors")
         res["kl_distilled"] = kl(source, fresh, num_docs=num_docs, seed=seed + 1).to_dict()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(res, indent=2))
-    plot_boost(res, out / "boost.png")
-    log(boost_table(res))
-    log(f"wrote {out}/results.json and boost.png")
+    write_json(out / RESULTS, res)
     return res
 
 
-def boost_table(res: dict) -> Table:
+def table(res: dict) -> Table:
     t = Table(title=f"boost with {res['distinguisher']} at k={res['k']}: offset r={res['offset']}, η={res['eta']:.3f}")
     t.add_column("quantity")
     t.add_column("before")
     t.add_column("after")
-    f = lambda e: f"{e['value']:.4f} [{e['low']:.4f}, {e['high']:.4f}]"  # noqa: E731
+    f = fmt
     t.add_row("KL(p̄‖q̄) nats", f(res["kl_before"]), f(res["kl_after"]))
     if "pass_before" in res:
         t.add_row(f"pass rate '{res['checker']}'", f(res["pass_before"]), f(res["pass_after"]))
@@ -95,28 +107,27 @@ def boost_table(res: dict) -> Table:
     return t
 
 
-def plot_boost(res: dict, path: Path) -> Path:
+def draw(res: dict, out: Path) -> list[Path]:
+
+    from nextk.runs.plots import BOUND, errorbar, integer_ticks, plt, save
+
     offs = res["search"]["offsets"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     xs = [o["offset"] for o in offs]
     errorbar(a1, xs, [o["gain"] for o in offs], fmt="o", label="Δ at chosen η")
     a1.plot(xs, [o["gain_at_half_alpha"]["value"] for o in offs], "s", label="Δ at η = α_r/2")
-    a1.plot(xs, [o["lemma1_guarantee"] for o in offs], "k_", markersize=20, label="Lemma 1: |S_r| α_r²/4")
+    guarantee = [o["lemma1_guarantee"] for o in offs]
+    a1.plot(xs, guarantee, "_", markersize=20, color=BOUND["color"], label="Lemma 1: |S_r| α_r²/4")
     a1.set_xlabel("offset r")
     a1.set_ylabel("KL decrease Δ (nats)")
     a1.legend(fontsize=8)
-    labels, before, after = ["KL"], [res["kl_before"]["value"]], [res["kl_after"]["value"]]
-    if "pass_before" in res:
-        labels.append(f"pass rate {res['checker']}")
-        before.append(res["pass_before"]["value"])
-        after.append(res["pass_after"]["value"])
-    idx = range(len(labels))
-    a2.bar([i - 0.2 for i in idx], before, 0.4, label="before")
-    a2.bar([i + 0.2 for i in idx], after, 0.4, label="after")
-    a2.set_xticks(list(idx), labels)
+    labels = ["KL (nats)"] + ([f"pass rate {res['checker']}"] if "pass_before" in res else [])
+    keys = ["kl"] + (["pass"] if "pass_before" in res else [])
+    for shift, when in ((-0.2, "before"), (0.2, "after")):
+        ests = [res[f"{key}_{when}"] for key in keys]
+        errorbar(a2, [i + shift for i in range(len(keys))], ests, fmt="o", label=when)
+    a2.set_xticks(list(range(len(labels))), labels)
     a2.legend()
-    fig.suptitle(f"boosting with {res['distinguisher']} (k={res['k']}, η={res['eta']:.2f})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    integer_ticks(a1)
+    fig.suptitle(f"{res['model']} on {res['source']}: boosting with {res['distinguisher']} (k={res['k']})", fontsize=10)
+    return [save(fig, out / "boost.png")]

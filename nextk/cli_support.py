@@ -1,0 +1,185 @@
+"""What the command line shares: running a config through the run layer, one-line errors, parsing
+`--param value` pairs for a source, and the small display commands (sources, sample, barrier parts).
+Imports torch and matplotlib only when a command needs them, so `--help` and errors are instant."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console()
+TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def fail(err: Exception | str, code: int = 2):
+    """One line on stderr-free stdout, no traceback: 'error: …', exit 2."""
+    console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def ks_option(default: str, help: str = "window sizes k, comma separated"):
+    return typer.Option(default, help=help, callback=parse_ints)
+
+
+def parse_ints(value: str) -> list[int]:
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        fail(f"expected comma-separated integers, got {value!r}")
+    if not out:
+        fail("expected at least one integer")
+    return out
+
+
+def source_args(name: str, args: list[str]) -> dict:
+    """`--digits 3 --order factors_first` → {"digits": 3, "order": "factors_first"}, typed by the
+    source's defaults (booleans from true/false/1/0/yes/no); unknown names and bad values fail."""
+    from nextk.sources import SOURCES
+
+    if name not in SOURCES:
+        fail(f"unknown source {name!r}; choose one of {sorted(SOURCES)}")
+    params = {k: v for k, v in inspect.signature(SOURCES[name]).parameters.items() if k != "self"}
+    out, i = {}, 0
+    while i < len(args):
+        if not args[i].startswith("--") or i + 1 >= len(args):
+            fail(f"expected '--param value' pairs after the source name, got {args[i:]}")
+        key, raw = args[i][2:].replace("-", "_"), args[i + 1]
+        if key not in params:
+            fail(f"source {name!r} has no parameter {key!r}; it takes {', '.join(params)}")
+        out[key] = typed(key, raw, params[key].default)
+        i += 2
+    return out
+
+
+def typed(key: str, raw: str, default):
+    if isinstance(default, bool):
+        if raw.lower() not in TRUE | FALSE:
+            fail(f"--{key} takes true or false, got {raw!r}")
+        return raw.lower() in TRUE
+    for cast in (type(default),) if default not in (inspect.Parameter.empty, None) else (int, float, str):
+        try:
+            return cast(raw)
+        except ValueError:
+            continue
+    fail(f"--{key} expects a {type(default).__name__}, got {raw!r}")
+
+
+def execute(
+    kind: str,
+    cfg,
+    out: Path | None,
+    *,
+    as_json: bool = False,
+    progress: bool = True,
+    force_new: bool = False,
+    write: bool = True,
+) -> dict:
+    """Run `nextk.runs.<kind>` on cfg into `out` (default folder when None), then print its report and
+    draw its plots. Bad input: one line, exit 2. Ctrl-C: where it stopped and how to resume, exit 130."""
+    from nextk.console import printer, quiet
+    from nextk.runs.common import default_folder
+    from nextk.train import Interrupted
+
+    module = importlib.import_module(f"nextk.runs.{kind}")
+    folder = Path(out) if out is not None else default_folder(getattr(cfg, "run_name", lambda: kind)())
+    log = quiet if as_json else printer()
+    try:
+        if not as_json and write:
+            log(f"nextk {kind} → [bold]{folder}[/bold]")
+        results = module.run(
+            cfg, folder if write else None, log=log, progress=progress and not as_json, force_new=force_new
+        )
+    except Interrupted as e:
+        fail(f"{e}; run the same command again to resume from step {e.saved_step}" if e.saved_step else e, 130)
+    except KeyboardInterrupt:
+        fail(f"interrupted; what was finished is in {folder}" if write else "interrupted", 130)
+    except ValueError as e:  # InputError, TooLargeError, NotExactError, CheckpointError
+        fail(e)
+    plots = module.draw(results, folder) if write else []
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return results
+    for item in module.show(results) if hasattr(module, "show") else []:
+        console.print(item)
+    if write:
+        console.print(f"wrote {folder}/config.json, results.json" + "".join(f", {p.name}" for p in plots))
+    return results
+
+
+def sources_table():
+    from rich.table import Table
+
+    from nextk.sources import SOURCES
+
+    table = Table(title="nextk sources")
+    for column in ("source", "parameters (defaults)", "exact"):
+        table.add_column(column)
+    for name, make in SOURCES.items():
+        params = inspect.signature(make).parameters.items()
+        shown = ", ".join(f"{k}={v.default!r}" if v.default is not inspect.Parameter.empty else k for k, v in params)
+        table.add_row(name, shown, "no (samples only)" if name == "text" else "yes")
+    return table
+
+
+def show_samples(name: str, params: dict, num: int, seed: int, as_json: bool) -> None:
+    from rich.table import Table
+
+    from nextk.sources import make_source
+
+    if num < 1:
+        fail(f"--num must be ≥ 1, got {num}")
+    try:
+        src = make_source(name, **params)
+        x = src.sample(num, generator=seed)
+        lps = src.log_prob(x).tolist() if src.exact else [None] * num
+    except (ValueError, TypeError) as e:
+        fail(e)
+    rows = [{"text": t, "log_prob": lp} for t, lp in zip(src.decode(x), lps)]
+    if as_json:
+        print(json.dumps({"source": repr(src), "params": src.params, "samples": rows}, indent=2))
+        return
+    table = Table(title=f"{num} samples of {src!r}")
+    table.add_column("document")
+    table.add_column("log p̄ (nats)", justify="right")
+    for r in rows:
+        table.add_row(repr(r["text"]), "n/a" if r["log_prob"] is None else f"{r['log_prob']:.6f}")
+    console.print(table)
+
+
+def show_sampling(digits: list[int], budget: float, seed: int, as_json: bool) -> None:
+    from rich.table import Table
+
+    from nextk.barrier.sampling import sampling_cost
+    from nextk.console import printer
+
+    res = sampling_cost(digits, budget, log=printer(not as_json), seed=seed)
+    if as_json:
+        print(json.dumps(res, indent=2))
+        return
+    table = Table(title="factorization samplers: seconds per sample")
+    for column in ("sampler", "d tried", "last d: s/sample", "decades per digit", "polynomial degree"):
+        table.add_column(column)
+    for name, v in res.items():
+        rows, fit = v["rows"], v["fit"]
+        table.add_row(
+            name,
+            ", ".join(str(r["digits"]) for r in rows),
+            f"{rows[-1]['seconds_per_sample']:.2e}",
+            f"{fit.get('decades_per_digit', float('nan')):.3f}",
+            f"{fit.get('polynomial_degree', float('nan')):.2f}",
+        )
+    console.print(table)
+
+
+def show_primes(digits: list[int], last: int, budget: float, as_json: bool) -> None:
+    from nextk.barrier.primes import prime_costs
+    from nextk.console import printer
+
+    rows = prime_costs(digits, budget, last=last, log=printer(not as_json))
+    if as_json:
+        print(json.dumps(rows, indent=2))

@@ -1,0 +1,45 @@
+"""One logger and one progress bar for the whole package (rich). Library calls are quiet by default:
+they take `log=` (a callable taking a string; `quiet` by default) and `progress=` (False by default)."""
+
+from __future__ import annotations
+
+import contextlib
+
+
+def quiet(*args, **kwargs) -> None:
+    """The default logger of library calls: says nothing."""
+
+
+def printer(enabled: bool = True):
+    """`rich` printing when enabled, else `quiet`: the logger a command hands to the library."""
+    if not enabled:
+        return quiet
+    from rich.console import Console
+
+    return Console(stderr=False).print
+
+
+class _NoBar:
+    def update(self, **kwargs) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, total: int, *, enabled: bool, completed: int = 0, **fields):
+    """A rich progress bar named `label` (e.g. the model, "gru-32"); `bar.update(advance=1, loss=…)`.
+    Disabled: a no-op with the same interface, so callers never branch."""
+    if not enabled:
+        yield _NoBar()
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn("[bold]{task.fields[label]}"), BarColumn(), TextColumn("{task.completed}/{task.total}")]
+    columns += [TextColumn(f"{name} {{task.fields[{name}]}}") for name in fields]
+    with Progress(*columns, TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task(label, total=total, completed=completed, label=label, **fields)
+
+        class _Bar:
+            def update(self, **kwargs) -> None:
+                bar.update(task, **kwargs)
+
+        yield _Bar()

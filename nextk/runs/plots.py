@@ -1,0 +1,121 @@
+"""Plots and tables drawn from results dicts alone, so a figure can be redrawn without recomputing.
+
+One style for the whole package: every plotted estimate with its 95% interval (`errorbar`), every
+bound in the same colour and line (`BOUND`), the source and its parameters in every title, integer
+ticks where the axis counts something.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # the one place: files, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from nextk.stats import fmt  # noqa: E402
+
+BOUND = {"color": "black", "ls": "--"}  # every bound (Theorem 3, Lemma 1, δ) in every figure
+SHORT = {"rao_blackwell": "RB", "paired": "paired MC", "exact": "exact"}
+
+
+def errorbar(ax, xs, estimates: list[dict], **kwargs):
+    """Plot estimate dicts with their 95% intervals as asymmetric error bars (clamped at 0: an
+    interval end can sit a rounding error inside the value, e.g. Wilson at p = 1)."""
+    values = [e["value"] for e in estimates]
+    err = [
+        [max(v - e["low"], 0.0) for v, e in zip(values, estimates)],
+        [max(e["high"] - v, 0.0) for v, e in zip(values, estimates)],
+    ]
+    return ax.errorbar(xs, values, yerr=err, capsize=3, **kwargs)
+
+
+def bound_band(ax, xs, estimates: list[dict], label: str):
+    """A bound with its interval: the value as a line, the interval as a band, in the BOUND style."""
+    ax.plot(xs, [e["value"] for e in estimates], **BOUND, label=label)
+    ax.fill_between(xs, [e["low"] for e in estimates], [e["high"] for e in estimates], color=BOUND["color"], alpha=0.1)
+
+
+def integer_ticks(*axes) -> None:
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def model_table(m: dict, source: str = "") -> Table:
+    """One model's panel (nextk.evaluation.measure_model): advantage per k against the bound."""
+    t = Table(
+        title=f"{m['name']} ({m['parameters']} params){' on ' + source if source else ''}: excess loss "
+        f"{fmt(m['excess_loss'], 5)} nats/token (n={m['excess_loss']['n']})"
+    )
+    t.add_column("k", justify="right")
+    checkers = list(m["windows"][0]["checkers"]) if m["windows"] else []
+    for c in checkers:
+        t.add_column(f"checker '{c}'")
+    t.add_column("learned d")
+    t.add_column("TV ceiling")
+    t.add_column("Theorem 3 bound")
+    t.add_column("est.")
+    t.caption = "advantage [95% interval] over documents; RB = Rao–Blackwellised (exact inner expectations)"
+    for w in m["windows"]:
+        t.add_row(
+            str(w["k"]),
+            *[fmt(w["checkers"][c], signed=True) for c in checkers],
+            fmt(w.get("learned"), signed=True),
+            fmt(w.get("tv")),
+            fmt(w["theorem3"]),
+            SHORT.get(w["estimator"], w["estimator"]),
+        )
+    return t
+
+
+def plot_advantage(models: list[dict], path: Path, source: str) -> Path:
+    """Per model: each distinguisher's advantage against k with its interval, the Theorem 3 bound."""
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4), squeeze=False, sharey=True)
+    for ax, m in zip(axes[0], models):
+        ws = m["windows"]
+        ks = [w["k"] for w in ws]
+        series = {f"checker {c}": [w["checkers"][c] for w in ws] for c in (ws[0]["checkers"] if ws else {})}
+        if ws and all("learned" in w for w in ws):
+            series["learned"] = [w["learned"] for w in ws]
+        if ws and all("tv" in w for w in ws):
+            series["TV ceiling"] = [w["tv"] for w in ws]
+        for label, es in series.items():
+            errorbar(ax, ks, es, marker="o", label=label)
+        bound_band(ax, ks, [w["theorem3"] for w in ws], "Theorem 3 bound")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set_xlabel("window size k")
+        ax.set_title(f"{m['name']} (excess loss {fmt(m['excess_loss'])})", fontsize=9)
+        ax.axhline(0, color="gray", lw=0.5)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("advantage (95% interval)")
+    fig.suptitle(source, fontsize=10)
+    return save(fig, path)
+
+
+def plot_training(models: list[dict], path: Path, source: str) -> Path:
+    """Held-out exact excess loss against the optimiser step, with intervals, per model."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in models:
+        h = [r for r in m["train"]["history"] if "excess_loss" in r]
+        if not h:
+            continue
+        steps = [r["step"] for r in h]
+        errorbar(ax, steps, [r["excess_loss"] for r in h], marker=".", label=m["name"])
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("excess loss KL/n (nats/token)")
+    ax.set_title(f"training on {source}: exact excess loss on held-out documents", fontsize=9)
+    integer_ticks(ax)
+    ax.legend()
+    return save(fig, path)

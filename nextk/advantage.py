@@ -1,4 +1,4 @@
-"""Advantage of next-k-token distinguishers (THEORY.md §2), with intervals.
+"""Advantage of next-k-token distinguishers (docs/theory.md §2), with intervals.
 
     a(d; p, q) = (1/m) Σ_{i<m} E_{x∼p̄}[ d(x_{<i}, x_{i:i+k}) − E_{w∼q(·|x_{<i})} d(x_{<i}, w) ],  m = n−k+1.
 
@@ -158,7 +158,7 @@ def tv_advantage(
     chunk: int = MAX_ENUMERATION // 4,
 ) -> Estimate:
     """Advantage of the optimal distinguisher d* = 1[p(w|x_{<i}) > q(w|x_{<i})]: the average total
-    variation (1/m) Σ_i E_p TV(p_k(·|x_{<i}), q_k(·|x_{<i})), the ceiling for every d (THEORY.md §2)."""
+    variation (1/m) Σ_i E_p TV(p_k(·|x_{<i}), q_k(·|x_{<i})), the ceiling for every d (docs/theory.md §2)."""
     check_option("estimator", estimator, ("rao_blackwell", "exact"))
     require_exact(p)
     n, v = p.length, p.vocab_size

@@ -1,4 +1,4 @@
-"""Boosting a language model with a distinguisher (THEORY.md §4; Lemmas 1–2, eq. 1.3–1.5).
+"""Boosting a language model with a distinguisher (docs/theory.md §4; Lemmas 1–2, eq. 1.3–1.5).
 
 Given q, d, a window k, an offset r and a step η, the blocks are the windows starting at
 S_r = {s ≡ r (mod k), s ≤ m−1}, and
@@ -319,7 +319,7 @@ def window_statistics(
 
 
 def gain_per_doc(eta: float, D: Tensor, beta: Tensor, blocks: list[int]) -> Tensor:
-    """Δ per document: Σ_{s∈S_r} [η d(x_{<s}, x_{s:s+k}) − log Z_s(x_{<s})] (THEORY.md §4)."""
+    """Δ per document: Σ_{s∈S_r} [η d(x_{<s}, x_{s:s+k}) − log Z_s(x_{<s})] (docs/theory.md §4)."""
     return (eta * D[:, blocks] - log_z(eta, beta[:, blocks])).sum(1)
 
 

@@ -1,4 +1,4 @@
-"""The paper's bounds as functions (THEORY.md §3–5)."""
+"""The paper's bounds as functions (docs/theory.md §3–5)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def check_window(k: int, n: int) -> int:
 
 
 def theorem3(kl: float | Estimate, k: int, n: int) -> float | Estimate:
-    """Theorem 3 (THEORY.md §3): |a(d)| ≤ sqrt(k · KL(p̄‖q̄) / (2m)), m = n − k + 1, KL per document in
+    """Theorem 3 (docs/theory.md §3): |a(d)| ≤ sqrt(k · KL(p̄‖q̄) / (2m)), m = n − k + 1, KL per document in
     nats. A negative KL estimate (sampling noise) is clipped at 0. Given an Estimate of the KL (as
     `measure.kl` returns), returns the bound as an Estimate whose interval maps the KL's interval."""
     m = check_window(k, n)
@@ -26,7 +26,7 @@ def theorem3(kl: float | Estimate, k: int, n: int) -> float | Estimate:
 
 
 def blocks_lower(k: int, n: int) -> int:
-    """max(1, ⌊m/k⌋), m = n − k + 1 (THEORY.md §4): the number of blocks the Lemma 1 bound counts. The
+    """max(1, ⌊m/k⌋), m = n − k + 1 (docs/theory.md §4): the number of blocks the Lemma 1 bound counts. The
     paper writes ⌊m/k⌋, which is 0 when m < k (k > (n+1)/2); every offset r < m still has a block there,
     so the bound holds with 1 and a zero guarantee is never reported."""
     m = check_window(k, n)
@@ -34,26 +34,26 @@ def blocks_lower(k: int, n: int) -> int:
 
 
 def lemma1_guarantee(alpha: float, k: int, n: int) -> float:
-    """Lemma 1 (THEORY.md §4): boosting with advantage α lowers KL by ≥ max(1, ⌊m/k⌋) · α² / 4 nats
+    """Lemma 1 (docs/theory.md §4): boosting with advantage α lowers KL by ≥ max(1, ⌊m/k⌋) · α² / 4 nats
     (the paper's ⌊m/k⌋ α²/4, which is 0 for k > (n+1)/2, with the floor at one block)."""
     return blocks_lower(k, n) * alpha**2 / 4
 
 
 def lemma1_guarantee_tight(alpha: float, k: int, n: int) -> float:
-    """The tighter form of Lemma 1 (THEORY.md §4, Cauchy–Schwarz over offsets): the best offset and
+    """The tighter form of Lemma 1 (docs/theory.md §4, Cauchy–Schwarz over offsets): the best offset and
     step lower KL by ≥ m · α² / (4 · min(k, m)) nats, m = n − k + 1; never below lemma1_guarantee."""
     m = check_window(k, n)
     return m * alpha**2 / (4 * min(k, m))
 
 
 def search_delta(eps: float, k: int, n: int) -> float:
-    """Stop threshold of Algorithm 1 (THEORY.md §5): δ(ε, k, n) = max(1, ⌊m/k⌋) · ε² / (4n) per token
+    """Stop threshold of Algorithm 1 (docs/theory.md §5): δ(ε, k, n) = max(1, ⌊m/k⌋) · ε² / (4n) per token
     (the paper's ⌊m/k⌋ with the floor at one block, so δ > 0 for every k ≤ n and ε ≠ 0)."""
     return blocks_lower(k, n) * eps**2 / (4 * n)
 
 
 def search_max_start(eps: float, k: int, n: int, vocab_size: int) -> int:
-    """N = ⌈10 · log V / δ⌉ (THEORY.md §5): makes "two sizes suffice" hold with probability ≥ 0.9."""
+    """N = ⌈10 · log V / δ⌉ (docs/theory.md §5): makes "two sizes suffice" hold with probability ≥ 0.9."""
     if not eps > 0:
         raise ValueError(f"accuracy ε must be > 0, got {eps}")
     return math.ceil(10 * math.log(vocab_size) / search_delta(eps, k, n))

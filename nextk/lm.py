@@ -1,4 +1,4 @@
-"""The one language-model interface (THEORY.md §1) and the helpers every implementation shares.
+"""The one language-model interface (docs/theory.md §1) and the helpers every implementation shares.
 
 Everything that assigns next-token probabilities — exact sources, trained networks, boosted and
 quantised models — satisfies `LanguageModel`, so measuring code never branches on type.
@@ -82,7 +82,7 @@ def _cat_padded(tensors: list[Tensor]) -> Tensor:
 
 @runtime_checkable
 class LanguageModel(Protocol):
-    """Next-token conditionals q(v | x_{<t}) over the alphabet {0, …, vocab_size−1} (THEORY.md §1).
+    """Next-token conditionals q(v | x_{<t}) over the alphabet {0, …, vocab_size−1} (docs/theory.md §1).
 
     `exact`: True when the conditionals are this model's true probabilities (every source with a known
     distribution, every network, every wrapper of exact models); False for a source that can only be

@@ -1,4 +1,4 @@
-"""Exact measurement primitives: KL(p̄‖q̄), entropy H(p̄), excess loss (THEORY.md §1).
+"""Exact measurement primitives: KL(p̄‖q̄), entropy H(p̄), excess loss (docs/theory.md §1).
 
 Identity (Lemmas 5–6): n·L(q) = H(p̄) + KL(p̄‖q̄), so the excess per-token loss is KL/n.
 Sampling estimators draw x ~ p̄ and average log p̄(x) − log q̄(x) (unbiased, small variance);

@@ -1,4 +1,4 @@
-"""Bit size (THEORY.md §6, Definition 4): every node value in signed fixed point at every step.
+"""Bit size (docs/theory.md §6, Definition 4): every node value in signed fixed point at every step.
 
     Q(x) = sign(x) · min(2^I − 2^(−F), ⌊|x| · 2^F⌋ / 2^F),   bit size b = 1 + I + F.
 
@@ -6,7 +6,7 @@
 hidden and work nodes (gates and states for GRU/LSTM) are quantised after every internal step. With
 `ste=True` the rounding passes gradients straight through (quantisation-aware training, Algorithm 2).
 
-Two devices here are nextk's own, not the paper's (THEORY.md §6):
+Two devices here are nextk's own, not the paper's (docs/theory.md §6):
 - the probability floor: output probabilities are floored at MIN_PROB and renormalised so that they
   stay valid at any bit size. The paper needs no floor: its constructed models' probabilities are
   bounded below by construction (Lemma 15; Lemmas 13–14 bound the additive errors of products).
@@ -118,7 +118,7 @@ class Quantized(NeuralLM):
 
 
 def quantize(model, int_bits: int, frac_bits: int, *, ste: bool = False, min_prob: float = MIN_PROB) -> Quantized:
-    """`model` with every node value in signed fixed point (THEORY.md §6); a LanguageModel. nextk's own
+    """`model` with every node value in signed fixed point (docs/theory.md §6); a LanguageModel. nextk's own
     devices, not the paper's: probabilities floored at `min_prob` and renormalised (the paper bounds them by
     construction, Lemma 15) and values saturated at ±(2^I − 2^−F) (the paper takes I large enough)."""
     return Quantized(model, int_bits, frac_bits, ste=ste, min_prob=min_prob)

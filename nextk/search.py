@@ -1,9 +1,9 @@
-"""Self-boosting by loss minimisation over a size schedule (THEORY.md §5; Lemma 4, Algorithm 1)
-and with bit size in the schedule (THEORY.md §6; Algorithm 2).
+"""Self-boosting by loss minimisation over a size schedule (docs/theory.md §5; Lemma 4, Algorithm 1)
+and with bit size in the schedule (docs/theory.md §6; Algorithm 2).
 
 Draw j₀ uniformly from {1, …, N}; train sizes j₀ and j₀+1; while L(q_j) − L(q_{j+1}) > δ move to
 j+1; output q_j. δ(ε, k, n) = max(1, ⌊m/k⌋) ε² / (4n) and N = ⌈10 log V / δ⌉ (nextk.bounds). The
-paper writes ⌊m/k⌋, which is 0 for k > (n+1)/2, where Lemma 1 still guarantees one block (THEORY.md §4):
+paper writes ⌊m/k⌋, which is 0 for k > (n+1)/2, where Lemma 1 still guarantees one block (docs/theory.md §4):
 every 1 ≤ k ≤ n is accepted.
 """
 
@@ -29,7 +29,7 @@ FAMILIES = ("paper_rnn", "gru", "lstm", "transformer")  # the trainable families
 
 def default_schedule(family: str, bits: bool = False) -> Callable[[int], dict]:
     """Index j → constructor arguments: the family's own schedule (`MODELS[family].schedule`, e.g.
-    PaperRNN: hidden nodes 2j, size 2j + 2j², THEORY.md §5). With bits, "bits": (3, j + 1) — b = 5 + j
+    PaperRNN: hidden nodes 2j, size 2j + 2j², docs/theory.md §5). With bits, "bits": (3, j + 1) — b = 5 + j
     bits grows with j (Algorithm 2)."""
     check_option("family", family, FAMILIES)
     family_schedule = MODELS[family].schedule

@@ -1,4 +1,4 @@
-"""Estimates with their intervals (STYLE.md 5): pure functions returning frozen results."""
+"""Estimates with their intervals (docs/theory.md §8): pure functions returning frozen results."""
 
 from __future__ import annotations
 

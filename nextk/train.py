@@ -1,4 +1,4 @@
-"""Training by next-token loss minimisation (THEORY.md §1, §5), with exact excess loss on the way."""
+"""Training by next-token loss minimisation (docs/theory.md §1, §5), with exact excess loss on the way."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Advantage estimators, Theorem 3, the optimal and learned distinguishers (issue 3)."""
+"""Advantage estimators, Theorem 3, the optimal and learned distinguishers."""
 
 import math
 
@@ -134,7 +134,7 @@ def test_bad_input():
 
 @pytest.mark.parametrize("n,k", [(11, 4), (10, 2), (20, 3), (10, 7), (9, 9), (6, 1), (6, 4)])
 def test_bounds_formulas(n, k):
-    """Expected values by plain arithmetic: m = n − k + 1 and blocks = max(1, m // k) (THEORY.md §3–5)."""
+    """Expected values by plain arithmetic: m = n − k + 1 and blocks = max(1, m // k) (docs/theory.md §3–5)."""
     m = n - k + 1
     blocks = max(1, m // k)
     for kl_value in (0.0, 0.3, 2.0):

@@ -1,4 +1,4 @@
-"""Boosting (Lemmas 1–2): exact identities on tiny cases, trie vs naive, rejection sampling (issue 4)."""
+"""Boosting (Lemmas 1–2): exact identities on tiny cases, trie vs naive, rejection sampling."""
 
 import numpy as np
 import pytest

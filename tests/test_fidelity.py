@@ -1,4 +1,4 @@
-"""Fidelity to THEORY.md §4–7: the paper's RNN keeps hidden nodes off the work nodes (Definition 3 (i));
+"""Fidelity to docs/theory.md §4–7: the paper's RNN keeps hidden nodes off the work nodes (Definition 3 (i));
 Lemma 1 and δ never report zero for k > (n+1)/2; factorization documents sorted or in drawn order."""
 
 import importlib
@@ -69,7 +69,7 @@ def test_paper_rnn_state_is_hidden_set_and_stepping_equals_teacher_forcing():
     assert m.num_parameters > 16**2
 
 
-# ---- Lemma 1 and δ (THEORY.md §4–5): max(1, ⌊m/k⌋), never a zero guarantee ---------------------------
+# ---- Lemma 1 and δ (docs/theory.md §4–5): max(1, ⌊m/k⌋), never a zero guarantee ---------------------------
 # (alpha or eps, k, n, blocks = max(1, ⌊m/k⌋), min(k, m)) worked by hand, m = n − k + 1
 LEMMA1_CASES = [
     (0.2, 4, 11, 2, 4),  # m = 8: ⌊8/4⌋ = 2

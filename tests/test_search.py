@@ -1,4 +1,4 @@
-"""Algorithm 1/2 and bit size (issue 5)."""
+"""Algorithm 1/2 and bit size."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""One shared battery over every exact source on tiny configurations (issue 2).
+"""One shared battery over every exact source on tiny configurations.
 
 Each source is compared with an independent reference written in tests/references.py from the
 source's definition (a stack machine for Dyck, arithmetic for parity and addition, counting for

@@ -1,4 +1,4 @@
-"""Training lowers exact excess loss; seeds reproduce; checkpoints resume; NaN is named (issue 3)."""
+"""Training lowers exact excess loss; seeds reproduce; checkpoints resume; NaN is named."""
 
 import pytest
 import torch

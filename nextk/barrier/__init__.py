@@ -1,4 +1,4 @@
-"""The autoregressive barrier lab (THEORY.md §7; Appendix B; the note): sampling cost by order,
+"""The autoregressive barrier lab (docs/theory.md §7; Appendix B; the note): sampling cost by order,
 learning by order, hidden streams and seeds, random primes, randomized tasks."""
 
 from nextk.barrier.hidden import HiddenStream, SeedPrefix, visible, visible_tv

@@ -1,4 +1,4 @@
-"""Ways around the barrier (the note): hidden scratch tokens and hidden random seeds (THEORY.md §7).
+"""Ways around the barrier (the note): hidden scratch tokens and hidden random seeds (docs/theory.md §7).
 
 Both are exact sources whose documents are hidden tokens, a separator '|', then the visible
 factorization document:

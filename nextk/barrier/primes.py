@@ -1,4 +1,4 @@
-"""Uniform random d-digit primes, autoregressively (THEORY.md §7; the note).
+"""Uniform random d-digit primes, autoregressively (docs/theory.md §7; the note).
 
 The exact next-digit conditional given a prefix is proportional to the number of d-digit primes in
 each continuation interval (`ExactCounter`: a sieve up to 10^8, sympy.primepi beyond — exact but its

@@ -1,4 +1,4 @@
-"""Sampling cost of the factorization distribution in both orders (THEORY.md §7; Appendix B).
+"""Sampling cost of the factorization distribution in both orders (docs/theory.md §7; Appendix B).
 
 - non-autoregressive: draw two uniform d-digit primes, multiply, write (any order): cheap.
 - autoregressive, factors first: p, then q, then N = p·q, each digit from its exact conditional given

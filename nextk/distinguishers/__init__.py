@@ -1,4 +1,4 @@
-"""Next-k-token distinguishers: source checkers, learned (bounded) and optimal (THEORY.md §2)."""
+"""Next-k-token distinguishers: source checkers, learned (bounded) and optimal (docs/theory.md §2)."""
 
 from nextk.distinguishers.checks import Distinguisher, Negation, SupportCheck
 from nextk.distinguishers.learned import LearnedDistinguisher

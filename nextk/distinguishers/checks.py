@@ -1,4 +1,4 @@
-"""Next-k-token distinguishers (THEORY.md §2) and the source checkers built on them.
+"""Next-k-token distinguishers (docs/theory.md §2) and the source checkers built on them.
 
 A distinguisher is a callable `d(x, start, k) -> BoolTensor[B]` judging the window
 x[:, start:start+k] given the prefix x[:, :start]; `start` is an int or a LongTensor[B].
@@ -55,7 +55,7 @@ class SupportCheck:
     """d(x_{<i}, w) = 1[p(w | x_{<i}) > 0]: the window is possible under the exact source p.
 
     The strongest validity rule a source has; for the factorization source it needs the factors
-    of N (THEORY.md §7), so the polynomial-time arithmetic checkers sit beside it.
+    of N (docs/theory.md §7), so the polynomial-time arithmetic checkers sit beside it.
     """
 
     def __init__(self, source):

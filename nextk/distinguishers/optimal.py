@@ -1,4 +1,4 @@
-"""The optimal (unbounded) distinguisher d* = 1[p(w|x_{<i}) > q(w|x_{<i})] (THEORY.md §2)."""
+"""The optimal (unbounded) distinguisher d* = 1[p(w|x_{<i}) > q(w|x_{<i})] (docs/theory.md §2)."""
 
 from __future__ import annotations
 

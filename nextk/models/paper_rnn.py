@@ -1,4 +1,4 @@
-"""The paper's RNN (Definition 3) as the universal graph of THEORY.md §6."""
+"""The paper's RNN (Definition 3) as the universal graph of docs/theory.md §6."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def hard_tanh(x: Tensor) -> Tensor:
 class PaperRNN(NeuralLM):
     """An RNN of `size` nodes; a hidden node set H of `hidden` nodes carries all state between
     tokens; the other `size − hidden` work nodes are reset to 0 whenever a token is read; the net
-    runs `steps_per_token` internal steps per token (RNN-time τ). THEORY.md §6, Definition 3.
+    runs `steps_per_token` internal steps per token (RNN-time τ). docs/theory.md §6, Definition 3.
 
     The rule (Definition 3 (i)): **hidden nodes read H and the input only; work nodes may read
     everything** (H, W and the input). Universal graph (Fig. 3.1): within that rule every edge is

@@ -1,4 +1,4 @@
-"""`nextk boost`: boost a checkpoint with a distinguisher and report before/after (THEORY.md §4)."""
+"""`nextk boost`: boost a checkpoint with a distinguisher and report before/after (docs/theory.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training distributions with exact conditionals (THEORY.md §1, §7). Registry: `SOURCES`."""
+"""Training distributions with exact conditionals (docs/theory.md §1, §7). Registry: `SOURCES`."""
 
 from nextk.sources.dyck import Dyck
 from nextk.sources.factorization import Factorization

@@ -1,6 +1,6 @@
 """Plumbing every exact source shares: encoding, chain-rule log-probabilities, sampling.
 
-A source is an exact language model (THEORY.md §1): float64 conditionals that are the true ones.
+A source is an exact language model (docs/theory.md §1): float64 conditionals that are the true ones.
 Concrete sources implement `start`/`step` (and may override `sample` with a faster exact sampler);
 `TokenSource` derives the rest of the LanguageModel interface from them. After a prefix of
 probability zero the conditional is undefined; sources then return uniform rows so that every row

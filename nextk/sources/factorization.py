@@ -1,4 +1,4 @@
-"""Factorization source (THEORY.md §7): N = p·q for independent uniform d-digit primes."""
+"""Factorization source (docs/theory.md §7): N = p·q for independent uniform d-digit primes."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ class Factorization(TokenSource):
     """N = p·q for independent uniform d-digit primes p, q, padded to a fixed length.
 
     order="product_first" writes N before its factors — exact autoregressive conditionals then need
-    the factors of N, which is the barrier (THEORY.md §7); "factors_first" writes p, q, then N.
-    The order of the two factors (THEORY.md §7) — π is the number of d-digit primes:
+    the factors of N, which is the barrier (docs/theory.md §7); "factors_first" writes p, q, then N.
+    The order of the two factors (docs/theory.md §7) — π is the number of d-digit primes:
       sorted=True (default; the paper's Appendix B): factors in non-increasing order, p ≥ q; a
         document with p > q has probability 2/π² (both draws write it), p = q 1/π².
       sorted=False (the note's tuples): p and q in the order they were drawn; every ordered pair

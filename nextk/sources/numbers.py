@@ -90,7 +90,7 @@ class Primes(TokenSource):
     """A uniform d-digit prime, written in decimal.
 
     q(v | prefix P of t digits) ∝ π(hi) − π(lo): the number of d-digit primes in
-    [(10P+v)·10^(d−t−1), (10P+v+1)·10^(d−t−1)) (THEORY.md §7), counted exactly from a sieve.
+    [(10P+v)·10^(d−t−1), (10P+v+1)·10^(d−t−1)) (docs/theory.md §7), counted exactly from a sieve.
 
     >>> src = Primes(digits=2)                    # 21 two-digit primes
     >>> round(src.log_prob(src.encode("97")).exp().item() * 21, 9)

@@ -41,13 +41,27 @@ except ImportError:  # pragma: no cover - other scipy layouts
     _csr_matvecs = None
 
 
-def _affine(m: csr_matrix, bias: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """m @ x + bias[:, None] for a C-contiguous float64 x (rows × batch)."""
-    out = np.repeat(bias[:, None], x.shape[1], axis=1)
-    if _csr_matvecs is None:
-        return out + m @ x
-    _csr_matvecs(m.shape[0], m.shape[1], x.shape[1], m.indptr, m.indices, m.data, x.ravel(), out.ravel())
-    return out
+class _Affine:
+    """x ↦ m @ x + bias[:, None] for a C-contiguous float64 x (columns × batch), written into a buffer
+    kept between calls (one internal step after another reuses it)."""
+
+    def __init__(self, m: csr_matrix, bias: np.ndarray):
+        self.m, self.rows, self.cols = m, m.shape[0], m.shape[1]
+        self.indptr, self.indices, self.data = m.indptr, m.indices, m.data
+        self.bias = bias[:, None]
+        self.buf = np.empty((self.rows, 0))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        b = x.shape[1]
+        if self.buf.shape[1] != b:
+            self.buf = np.empty((self.rows, b))
+        out = self.buf
+        out[...] = self.bias
+        if _csr_matvecs is None:
+            out += self.m @ x
+        else:
+            _csr_matvecs(self.rows, self.cols, b, self.indptr, self.indices, self.data, x.ravel(), out.ravel())
+        return out
 
 
 class GraphRuntimeError(ValueError):
@@ -68,20 +82,19 @@ def _matrix(lins: list[Lin], slot: dict[int, int], ncols: int) -> tuple[csr_matr
     return m, pattern, bias
 
 
-@dataclass
 class _Level:
-    m: csr_matrix
-    pattern: csr_matrix
-    bias: np.ndarray
-    lo: int  # first slot written
-    n_mul: int
-    n_relu: int
-    n_recip: int
-    ncols: int
+    """The ops of one level: their affine arguments (and the taint pattern), and where they go."""
 
-    @property
-    def zeros(self) -> np.ndarray:
-        return np.zeros(self.m.shape[0])
+    def __init__(self, m, pattern, bias, lo: int, n_mul: int, n_relu: int, n_recip: int):
+        self.ncols, self.lo = m.shape[1], lo
+        self.args, self.taint_args = _Affine(m, bias), _Affine(pattern, np.zeros(m.shape[0]))
+        self.n_mul, self.n_relu, self.n_recip = n_mul, n_relu, n_recip
+        nm, nr = n_mul, n_relu
+        self.mul_out, self.relu_out, self.recip_out = slice(lo, lo + nm), slice(lo + nm, lo + nm + nr), slice(
+            lo + nm + nr, lo + nm + nr + n_recip
+        )
+        self.a, self.b = slice(0, nm), slice(nm, 2 * nm)
+        self.relu_in, self.recip_in = slice(2 * nm, 2 * nm + nr), slice(2 * nm + nr, 2 * nm + nr + n_recip)
 
 
 class Program:
@@ -95,12 +108,11 @@ class Program:
         slot = {nd.uid: i for i, nd in enumerate(nodes)}
         level: dict[int, int] = {}
         by_level: dict[int, list[Op]] = {}
+        seen: set[int] = set()
         for nd in nodes:
             if nd.expr is None:
                 continue
-            for op in ops_of(nd.expr):
-                if op.uid in level:
-                    continue
+            for op in ops_of(nd.expr, seen):
                 lv = 1 + max((level[a.uid] for e in op.args for a, _ in e.terms if isinstance(a, Op)), default=0)
                 level[op.uid] = lv
                 by_level.setdefault(lv, []).append(op)
@@ -115,12 +127,12 @@ class Program:
             rows += [o.args[0] for o in ops if o.kind != "mul"]
             m, pat, bias = _matrix(rows, slot, nxt)
             n_relu = sum(o.kind == "relu" for o in ops)
-            self.levels.append(_Level(m, pat, bias, nxt, len(muls), n_relu, len(ops) - len(muls) - n_relu, nxt))
+            self.levels.append(_Level(m, pat, bias, nxt, len(muls), n_relu, len(ops) - len(muls) - n_relu))
             nxt += len(ops)
         self.n_slots = nxt
         self.upd = np.array([i for i, nd in enumerate(nodes) if nd.kind != "input"], dtype=np.int64)
-        self.final, self.final_pattern, self.final_bias = _matrix([nodes[i].expr for i in self.upd], slot, nxt)
-        self.final_zeros = np.zeros(len(self.upd))
+        final, final_pattern, final_bias = _matrix([nodes[i].expr for i in self.upd], slot, nxt)
+        self.final, self.final_taint = _Affine(final, final_bias), _Affine(final_pattern, np.zeros(len(self.upd)))
         self.inp = slot[graph.input.uid]
         self.out = slot[graph.output.uid]
         self.init = np.array([nd.init for nd in nodes])
@@ -144,6 +156,8 @@ class RunResult:
     trace: dict[str, np.ndarray] | None  # node name → (Lτ + 1, B) values at every time
     max_abs: np.ndarray | None  # (N,): max |value| of each node over the run
     out_taint: np.ndarray | None  # (B, L) bool: output marked at (i + 1)τ (taint analysis)
+    final_taint: np.ndarray | None = None  # (N, B) bool: nodes marked at time Lτ
+    states: np.ndarray | None = None  # (L + 1, N, B): every node's value at times iτ
 
 
 def compiled(graph: Graph | Program) -> Program:
@@ -159,11 +173,13 @@ def run(
     record: list[str] | None = None,
     taint_at: np.ndarray | None = None,
     track_max: bool = False,
+    keep_states: bool = False,
 ) -> RunResult:
     """Execute on token strings x (B, L). `fixed`: None for float64; (I, F) as the default format (a
     node's own fmt wins); True to use node formats only. `start`: node values (N, B) at time 0 instead
     of the initial values. `record`: node names whose values at every time are returned. `taint_at`:
-    per string the token index i at which work nodes are marked (taint analysis)."""
+    per string the token index i at which work nodes are marked (taint analysis). `keep_states`: return
+    every node's value at every multiple of τ."""
     prog = compiled(graph)
     x = np.asarray(x.numpy() if isinstance(x, torch.Tensor) else x, dtype=np.int64)
     if x.ndim != 2:
@@ -185,6 +201,9 @@ def run(
     out_taint = np.zeros((b, length), dtype=bool) if taint is not None else None
     if length:
         s[prog.inp] = x[:, 0]
+    states = np.zeros((length + 1, prog.n_nodes, b)) if keep_states else None
+    if states is not None:
+        states[0] = s[: prog.n_nodes]
     if trace is not None:
         trace[0] = s[rec]
     for t in range(length * prog.tau):
@@ -201,29 +220,33 @@ def run(
                 out_taint[:, i - 1] = taint[prog.out] > 0
             if i < length:
                 s[prog.inp] = x[:, i]
+            if states is not None:
+                states[i] = s[: prog.n_nodes]
         if trace is not None:
             trace[t + 1] = s[rec]
     traces = {r: trace[:, j] for j, r in enumerate(record)} if trace is not None else None
-    return RunResult(outputs, s[: prog.n_nodes].copy(), traces, max_abs, out_taint)
+    final_taint = taint[: prog.n_nodes] > 0 if taint is not None else None
+    return RunResult(outputs, s[: prog.n_nodes].copy(), traces, max_abs, out_taint, final_taint, states)
 
 
 def _step(prog: Program, s: np.ndarray, taint: np.ndarray | None, groups, t: int) -> None:
     """One synchronous internal step in place: op slots level by level, then every non-input node."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for lv in prog.levels:
-            a = _affine(lv.m, lv.bias, s[: lv.ncols])
-            nm, nr = lv.n_mul, lv.n_relu
-            lo = lv.lo
-            s[lo : lo + nm] = a[:nm] * a[nm : 2 * nm]
-            s[lo + nm : lo + nm + nr] = np.maximum(a[2 * nm : 2 * nm + nr], 0.0)
-            s[lo + nm + nr : lo + nm + nr + lv.n_recip] = 1.0 / a[2 * nm + nr :]
+            a = lv.args(s[: lv.ncols])
+            if lv.n_mul:
+                np.multiply(a[lv.a], a[lv.b], out=s[lv.mul_out])
+            if lv.n_relu:
+                np.maximum(a[lv.relu_in], 0.0, out=s[lv.relu_out])
+            if lv.n_recip:
+                np.divide(1.0, a[lv.recip_in], out=s[lv.recip_out])
             if taint is not None:
-                ta = _affine(lv.pattern, lv.zeros, taint[: lv.ncols]) > 0
-                x, y, tx, ty = a[:nm], a[nm : 2 * nm], ta[:nm], ta[nm : 2 * nm]
+                ta = lv.taint_args(taint[: lv.ncols]) > 0
+                x, y, tx, ty = a[lv.a], a[lv.b], ta[lv.a], ta[lv.b]
                 killed = (~tx & (x == 0)) | (~ty & (y == 0))
-                taint[lo : lo + nm] = (tx | ty) & ~killed
-                taint[lo + nm : lo + nm + nr + lv.n_recip] = ta[2 * nm :]
-        new = _affine(prog.final, prog.final_bias, s)
+                taint[lv.mul_out] = (tx | ty) & ~killed
+                taint[lv.lo + lv.n_mul : lv.recip_out.stop] = ta[2 * lv.n_mul :]
+        new = prog.final(s)
     if groups is not None:
         new = _quantise(new, groups)
     if not np.isfinite(new).all():
@@ -233,7 +256,7 @@ def _step(prog: Program, s: np.ndarray, taint: np.ndarray | None, groups, t: int
             f"graph {prog.graph.name!r}: node {node.name!r} became {new[r, col]} at time {t + 1} (row {col})"
         )
     if taint is not None:
-        taint[prog.upd] = _affine(prog.final_pattern, prog.final_zeros, taint) > 0
+        taint[prog.upd] = prog.final_taint(taint) > 0
     s[prog.upd] = new
 
 
@@ -247,21 +270,31 @@ def _quantise(values: np.ndarray, groups) -> np.ndarray:
 def check_sufficiency(graph: Graph | Program, x) -> None:
     """Definition 3 (ii), strong form, on the strings x (B, L): for every string and every token index
     i, marking all work nodes at time iτ leaves every output at (j + 1)τ, j ≥ i, unmarked. Raises
-    HiddenSetError naming the first failure. (Property (i) is checked by Graph.check.)"""
+    HiddenSetError naming the first failure. (Property (i) is checked by Graph.check.)
+
+    All (string, i) pairs run together for one token from the states at iτ; a pair whose work nodes
+    are still marked at (i + 1)τ is then followed over its remaining tokens."""
     prog = compiled(graph)
     x = np.asarray(x.numpy() if isinstance(x, torch.Tensor) else x, dtype=np.int64)
     b, length = x.shape
-    rep = np.repeat(x, length, axis=0)  # row b·L + i: string b, marked at token i
-    at = np.tile(np.arange(length), b)
-    res = run(prog, rep, taint_at=at)
-    later = np.arange(length)[None, :] >= at[:, None]
-    bad = res.out_taint & later
-    if bad.any():
-        row, j = np.argwhere(bad)[0]
-        raise HiddenSetError(
-            f"graph {prog.graph.name!r}: the output at token {j} depends on work-node values at token "
-            f"{at[row]} (string {rep[row].tolist()}), not only on the hidden set and the input (Definition 3 (ii))"
-        )
+    states = run(prog, x, keep_states=True).states[:length]  # (L, N, B) at iτ
+    start = states.transpose(1, 2, 0).reshape(prog.n_nodes, b * length)  # column b·L + i
+    one = run(prog, x.reshape(-1, 1), start=start, taint_at=np.zeros(b * length))
+    for col in range(b * length):
+        row, i = divmod(col, length)
+        if one.out_taint[col, 0]:
+            _insufficient(prog, x[row], i, i)
+        if one.final_taint[:, col].any() and i + 1 < length:  # marks linger in work nodes: follow them
+            rest = run(prog, x[row : row + 1, i:], start=start[:, col : col + 1], taint_at=np.zeros(1))
+            if rest.out_taint.any():
+                _insufficient(prog, x[row], i, i + int(np.argmax(rest.out_taint[0])))
+
+
+def _insufficient(prog: Program, string: np.ndarray, i: int, j: int) -> None:
+    raise HiddenSetError(
+        f"graph {prog.graph.name!r}: the output at token {j} depends on work-node values at token {i} "
+        f"(string {string.tolist()}), not only on the hidden set and the input (Definition 3 (ii))"
+    )
 
 
 def verify_hidden_set(graph: Graph | Program, x) -> None:

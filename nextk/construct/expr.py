@@ -72,10 +72,28 @@ class Node:
 class Op:
     """One elementary function ("relu", "mul", "recip") of Lin arguments (2 for mul, 1 otherwise)."""
 
-    __slots__ = ("uid", "kind", "args", "__weakref__")
+    __slots__ = ("uid", "kind", "args", "_reach", "__weakref__")
 
     def __init__(self, kind: str, args: tuple[Lin, ...]):
         self.uid, self.kind, self.args = next(_UID), kind, args
+        self._reach = None
+
+    def reach(self) -> tuple[frozenset, frozenset, int]:
+        """(nodes it reads, ops it contains — itself included —, its depth), computed once (ops are
+        immutable), so walks over large graphs share the work."""
+        if self._reach is None:
+            nodes, ops, deep = set(), {self}, 0
+            for e in self.args:
+                for atom, _ in e.terms:
+                    if isinstance(atom, Op):
+                        n, o, d = atom.reach()
+                        nodes |= n
+                        ops |= o
+                        deep = max(deep, d)
+                    else:
+                        nodes.add(atom)
+            self._reach = (frozenset(nodes), frozenset(ops), deep + 1)
+        return self._reach
 
     def __repr__(self) -> str:
         return f"{self.kind}({', '.join(map(repr, self.args))})"
@@ -92,19 +110,33 @@ def _op(kind: str, args: tuple[Lin, ...]) -> Lin:
     return Lin(((op, 1.0),), 0.0)
 
 
+def _by_uid(term) -> int:
+    return term[0].uid
+
+
 class Lin:
     """An affine form Σ w · atom + bias. Arithmetic: +, −, scalar ·, and Lin · Lin (a product op
     unless one side is constant). Immutable; terms sorted by atom uid."""
 
-    __slots__ = ("terms", "bias", "key", "__weakref__")
+    __slots__ = ("terms", "bias", "_key", "__weakref__")
 
     def __init__(self, terms=(), bias: float = 0.0):
         merged: dict = {}
         for atom, w in terms:
-            merged[atom] = merged.get(atom, 0.0) + float(w)
-        self.terms = tuple(sorted(((a, w) for a, w in merged.items() if w != 0.0), key=lambda t: t[0].uid))
+            merged[atom] = merged.get(atom, 0.0) + w
+        items = [(a, float(w)) for a, w in merged.items() if w != 0.0]
+        if len(items) > 1:
+            items.sort(key=_by_uid)
+        self.terms = tuple(items)
         self.bias = float(bias) + 0.0  # −0.0 → 0.0
-        self.key = (tuple((a.uid, w) for a, w in self.terms), self.bias)
+        self._key = None
+
+    @property
+    def key(self) -> tuple:
+        """Structural identity: ((atom uid, weight), …), bias — what op interning compares."""
+        if self._key is None:
+            self._key = (tuple((a.uid, w) for a, w in self.terms), self.bias)
+        return self._key
 
     # ---- arithmetic --------------------------------------------------------------------------------
     @property
@@ -176,9 +208,10 @@ def recip(x) -> Lin:
 # ---- walking expressions -------------------------------------------------------------------------------
 
 
-def ops_of(x: Lin) -> list[Op]:
-    """Every distinct op in x, each after its arguments' ops (a topological order)."""
-    seen: set[int] = set()
+def ops_of(x: Lin, seen: set[int] | None = None) -> list[Op]:
+    """Every distinct op in x, each after its arguments' ops (a topological order); ops whose uid is in
+    `seen` (shared between calls) are skipped."""
+    seen = set() if seen is None else seen
     out: list[Op] = []
 
     def visit(e: Lin) -> None:
@@ -193,35 +226,32 @@ def ops_of(x: Lin) -> list[Op]:
     return out
 
 
+def _reach(x: Lin) -> tuple[set, set, int]:
+    nodes, ops, deep = set(), set(), 0
+    for atom, _ in x.terms:
+        if isinstance(atom, Op):
+            n, o, d = atom.reach()
+            nodes |= n
+            ops |= o
+            deep = max(deep, d)
+        else:
+            nodes.add(atom)
+    return nodes, ops, deep
+
+
 def nodes_of(x: Lin) -> list[Node]:
     """The nodes x reads (its in-neighbours), directly or through ops."""
-    found: dict[int, Node] = {}
-    for e in [x] + [a for op in ops_of(x) for a in op.args]:
-        for atom, _ in e.terms:
-            if isinstance(atom, Node):
-                found[atom.uid] = atom
-    return list(found.values())
+    return sorted(_reach(x)[0], key=lambda nd: nd.uid)
 
 
 def count_ops(x: Lin) -> int:
     """Number of elementary functions (ReLU, product, reciprocal) in the composition x."""
-    return len(ops_of(x))
+    return len(_reach(x)[1])
 
 
 def depth(x: Lin) -> int:
     """Longest chain of elementary functions in x."""
-    memo: dict[int, int] = {}
-
-    def d(e: Lin) -> int:
-        best = 0
-        for atom, _ in e.terms:
-            if isinstance(atom, Op):
-                if atom.uid not in memo:
-                    memo[atom.uid] = 1 + max(d(a) for a in atom.args)
-                best = max(best, memo[atom.uid])
-        return best
-
-    return d(x)
+    return _reach(x)[2]
 
 
 def _apply(kind: str, args: tuple[Lin, ...]) -> Lin:
@@ -274,3 +304,8 @@ def evaluate(x: Lin, env: dict[int, np.ndarray | float]):
         return total
 
     return ev(x)
+
+
+def reach_ops(x: Lin) -> set:
+    """The distinct ops of x (a set, for counting across many transitions)."""
+    return _reach(x)[1]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nextk.construct.expr import Node, count_ops, depth, lin, nodes_of, ops_of
+from nextk.construct.expr import Node, count_ops, depth, lin, nodes_of, reach_ops
 from nextk.errors import InputError
 
 
@@ -54,14 +54,26 @@ class Graph:
         self.name, self.vocab_size, self.tau = name, int(vocab_size), int(tau)
         self.nodes: list[Node] = []
         self.input = self.add("x", "input")
-        self.output: Node | None = None
+        self._output: Node | None = None
         self.meta: dict = {}
+        self._checked = False  # Graph.check passed and nothing changed since
+
+    @property
+    def output(self) -> Node | None:
+        """The designated output node."""
+        return self._output
+
+    @output.setter
+    def output(self, node: Node) -> None:
+        self._output = node
+        self._checked = False
 
     def add(self, name: str, kind: str, init: float = 0.0, fmt: tuple[int, int] | None = None) -> Node:
         if kind == "input" and self.nodes:
             raise InputError("a graph has exactly one input node (the token pointer)")
         node = Node(name, kind, init, fmt)
         self.nodes.append(node)
+        self._checked = False
         return node
 
     def set(self, node: Node, expr) -> None:
@@ -69,6 +81,7 @@ class Graph:
         if node.kind == "input":
             raise InputError(f"the input node {node.name!r} is set from the token stream, not by a transition")
         node.expr = lin(expr)
+        self._checked = False
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, size={self.size}, hidden={len(self.hidden)}, tau={self.tau})"
@@ -94,6 +107,8 @@ class Graph:
     def check(self) -> None:
         """Well-formed (every non-input node has a transition reading only this graph's nodes, an
         output node is set) and hidden-set property (i). Raises InputError / HiddenSetError."""
+        if self._checked:
+            return
         if self.output is None:
             raise InputError(f"graph {self.name!r} has no output node")
         own = {nd.uid for nd in self.nodes}
@@ -107,6 +122,7 @@ class Graph:
                 if stray:
                     raise InputError(f"graph {self.name!r}: node {nd.name!r} reads foreign nodes {stray[:3]}")
         check_hidden_reads(self)
+        self._checked = True
 
     def stats(self) -> GraphStats:
         exprs = [nd.expr for nd in self.nodes if nd.expr is not None]
@@ -115,7 +131,7 @@ class Graph:
             hidden=len(self.hidden),
             tau=self.tau,
             max_ops_per_node=max((count_ops(e) for e in exprs), default=0),
-            total_ops=len({op.uid for e in exprs for op in ops_of(e)}),
+            total_ops=len(set().union(*(reach_ops(e) for e in exprs))),
             max_depth=max((depth(e) for e in exprs), default=0),
             edges=sum(len(nodes_of(e)) for e in exprs),
         )

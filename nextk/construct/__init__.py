@@ -7,7 +7,14 @@ gated updates (Lemma 10), synchronised enumeration (Lemma 11), and the boosted L
     run(B.graph, x).outputs      # q'(x_t | x_<t) at every multiple of T, as Boosted computes it
 """
 
-from nextk.construct.bits import claim9_int_bits, claim10_bound, gamma_for_gain, lemma12_bits, rho_prime
+from nextk.construct.bits import (
+    claim9_int_bits,
+    claim10_bound,
+    claim10_lambda,
+    gamma_for_gain,
+    lemma12_bits,
+    rho_prime,
+)
 from nextk.construct.boosted import BoostedRNN, boost_rnn, boost_rounds, lemma3_formula
 from nextk.construct.distinguishers import (
     TableDistinguisher,
@@ -26,7 +33,7 @@ from nextk.construct.lms import hmm_rnn, rational_rnn
 __all__ = [
     "BoostedRNN", "Graph", "GraphLM", "GraphRuntimeError", "GraphStats", "HiddenSetError", "Layout", "Program",
     "TableDistinguisher", "automaton_rnn", "boost_rnn", "boost_rounds", "check_hidden_reads", "check_sufficiency",
-    "checker_rnn", "claim10_bound", "claim9_int_bits", "dyck_automaton", "gamma_for_gain", "gated_copy",
-    "hmm_rnn", "lemma12_bits", "lemma3_formula", "parity_automaton", "rational_rnn", "rho_prime", "run",
+    "checker_rnn", "claim10_bound", "claim10_lambda", "claim9_int_bits", "dyck_automaton", "gamma_for_gain",
+    "gated_copy", "hmm_rnn", "lemma12_bits", "lemma3_formula", "parity_automaton", "rational_rnn", "rho_prime", "run",
     "synchronized_enumeration", "table_rnn", "verify_hidden_set", "window_indicator",
 ]

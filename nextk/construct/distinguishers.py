@@ -186,3 +186,17 @@ def checker_rnn(source, k: int) -> Graph:
     else:
         raise InputError(f"no compiled checker for {type(source).__name__}; use table_rnn for a lookup table")
     return g
+
+
+def best_window_indicator(p, q, k: int) -> tuple[tuple[int, ...], float]:
+    """The single-window indicator 1[window = w] with the largest |advantage| of p over q (exact, by
+    enumeration; nextk.advantage): the distinguisher a boosting round can always fall back on."""
+    from nextk.advantage import advantage
+
+    check_enumeration(p.vocab_size**k, f"search over {p.vocab_size}^{k} single-window indicators")
+    best, best_a = None, -1.0
+    for w in itertools.product(range(p.vocab_size), repeat=k):
+        a = advantage(window_indicator(w, p.vocab_size), p, q, k, estimator="exact").value
+        if abs(a) > abs(best_a) or best is None:
+            best, best_a = w, a
+    return best, best_a

@@ -22,6 +22,7 @@ from nextk.measure import all_strings
 from nextk.models import GRU, LSTM, NGram, PaperRNN, Transformer
 from nextk.quantize import quantize
 from nextk.sources import HMM, Addition, Dyck, Factorization, Parity, Primes, RandomNumber
+from tests import hf_tools
 from tests.test_advantage import RandomD
 
 N = 6  # document length of the truth the networks are paired with
@@ -68,6 +69,8 @@ SUITE = {
         lambda: Transformer(3, 16, 1, 2, max_len=N, seed=2), k=3, offset=0, eta=-0.8, d_seed=6
     ),
     "boosted_hmm": boosted(lambda: HMM.random(2, 3, N, seed=9), k=2, offset=0, eta=2.0, d_seed=7, tol=FLOAT64),
+    "hf_gpt2": lambda: hf_tools.contract_case("gpt2"),  # skipped without transformers (the hf extra)
+    "hf_llama": lambda: hf_tools.contract_case("llama"),
     "boosted_boosted_gru": lambda: (
         boost(
             boost(GRU(3, 8, seed=3), RandomD(8), 2, offset=0, eta=0.9, length=N),

@@ -10,4 +10,14 @@ MODELS = {"gru": GRU, "lstm": LSTM, "paper_rnn": PaperRNN, "transformer": Transf
 # the mapping from command-line options to its constructor (`from_options`)
 TRAINABLE = {name: MODELS[name] for name in ("gru", "lstm", "paper_rnn", "transformer")}
 
-__all__ = ["GRU", "LSTM", "PaperRNN", "Transformer", "NGram", "RecurrentLM", "MODELS", "TRAINABLE"]
+
+def __getattr__(name: str):
+    """`HuggingFace` (nextk/models/hf.py) loads on first use: `import nextk.models` never imports transformers."""
+    if name == "HuggingFace":
+        from nextk.models.hf import HuggingFace
+
+        return HuggingFace
+    raise AttributeError(f"module 'nextk.models' has no attribute {name!r}")
+
+
+__all__ = ["GRU", "LSTM", "PaperRNN", "Transformer", "NGram", "RecurrentLM", "MODELS", "TRAINABLE", "HuggingFace"]

@@ -14,12 +14,23 @@ import torch
 from torch import Tensor
 
 from nextk.bounds import check_window
-from nextk.errors import MAX_ENUMERATION, InputError, check_enumeration, check_option
+from nextk.errors import MAX_ENUMERATION, InputError, check_docs, check_enumeration, check_option
 from nextk.lm import LanguageModel, State, make_generator, sample_categorical, states_along
 from nextk.measure import all_strings, require_exact, support
 from nextk.stats import Estimate, exact, mean_estimate
 
-ESTIMATORS = ("paired", "rao_blackwell", "exact")
+ESTIMATORS = ("auto", "paired", "rao_blackwell", "exact")
+WINDOW_BUDGET = 4096  # "auto": Rao–Blackwellise while V^k windows fit, else pair
+
+
+def resolve_estimator(estimator: str, vocab_size: int, k: int) -> str:
+    """The one default (docs/theory.md §2): "auto" is Rao–Blackwellised (exact inner expectations)
+    while V^k ≤ WINDOW_BUDGET, paired Monte Carlo beyond; every other name is taken as given."""
+    check_option("estimator", estimator, ESTIMATORS)
+    if estimator != "auto":
+        return estimator
+    return "rao_blackwell" if vocab_size**k <= WINDOW_BUDGET else "paired"
+
 
 
 def window_log_probs(model: LanguageModel, state: State, k: int) -> Tensor:
@@ -92,12 +103,15 @@ def advantage(
     *,
     num_docs: int = 256,
     starts="all",
-    estimator: str = "paired",
+    estimator: str = "auto",
     seed: int | torch.Generator = 0,
     chunk: int = MAX_ENUMERATION // 4,
 ) -> Estimate:
-    """Advantage of distinguisher d at telling p's windows from q's, with a 95% interval over documents."""
-    check_option("estimator", estimator, ESTIMATORS)
+    """Advantage of distinguisher d at telling p's windows from q's, with a 95% interval over documents.
+    estimator: "auto" (default: Rao–Blackwellised while V^k ≤ 4096, else paired), "paired",
+    "rao_blackwell" or "exact"; the Estimate's method names the one used."""
+    estimator = resolve_estimator(estimator, p.vocab_size, k)
+    check_docs(num_docs)
     n = p.length
     m = check_window(k, n)
     v = p.vocab_size
@@ -160,6 +174,7 @@ def tv_advantage(
     """Advantage of the optimal distinguisher d* = 1[p(w|x_{<i}) > q(w|x_{<i})]: the average total
     variation (1/m) Σ_i E_p TV(p_k(·|x_{<i}), q_k(·|x_{<i})), the ceiling for every d (docs/theory.md §2)."""
     check_option("estimator", estimator, ("rao_blackwell", "exact"))
+    check_docs(num_docs)
     require_exact(p)
     n, v = p.length, p.vocab_size
     m = check_window(k, n)

@@ -13,6 +13,7 @@ from nextk import __version__
 from nextk.cli_support import console, execute, fail, ks_option, source_args
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain click help: no "<bool>" beside flags
     add_completion=False,
     no_args_is_help=True,
     help="Exact tests of what next-token prediction can "
@@ -252,7 +253,9 @@ def plot(folder: Path = typer.Argument(..., help="a run folder holding config.js
         fail(e)
 
 
-barrier_app = typer.Typer(no_args_is_help=True, help="The autoregressive barrier lab (docs/theory.md §7).")
+barrier_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="The autoregressive barrier lab (docs/theory.md §7)."
+)
 app.add_typer(barrier_app, name="barrier")
 
 

@@ -26,13 +26,14 @@ def ks_option(default: str, help: str = "window sizes k, comma separated"):
     return typer.Option(default, help=help, callback=parse_ints)
 
 
-def parse_ints(value: str) -> list[int]:
+def parse_ints(param: typer.CallbackParam, value: str) -> list[int]:
+    name = "--" + param.name.replace("_", "-")
     try:
         out = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        fail(f"expected comma-separated integers, got {value!r}")
+        fail(f"{name} takes comma-separated integers, got {value!r}")
     if not out:
-        fail("expected at least one integer")
+        fail(f"{name} takes at least one integer")
     return out
 
 
@@ -89,8 +90,6 @@ def execute(
     folder = Path(out) if out is not None else default_folder(getattr(cfg, "run_name", lambda: kind)())
     log = quiet if as_json else printer()
     try:
-        if not as_json and write:
-            log(f"nextk {kind} → [bold]{folder}[/bold]")
         results = module.run(
             cfg, folder if write else None, log=log, progress=progress and not as_json, force_new=force_new
         )
@@ -133,21 +132,28 @@ def show_samples(name: str, params: dict, num: int, seed: int, as_json: bool) ->
 
     if num < 1:
         fail(f"--num must be ≥ 1, got {num}")
+    from nextk.errors import TooLargeError
+
+    note = None
     try:
         src = make_source(name, **params)
         x = src.sample(num, generator=seed)
-        lps = src.log_prob(x).tolist() if src.exact else [None] * num
+        try:
+            lps = src.log_prob(x).tolist() if src.exact else [None] * num
+        except TooLargeError as e:  # samples are cheap, exact probabilities are not: show the samples
+            lps, note = [None] * num, f"log p̄ not computed: {e}"
     except (ValueError, TypeError) as e:
         fail(e)
     rows = [{"text": t, "log_prob": lp} for t, lp in zip(src.decode(x), lps)]
     if as_json:
-        print(json.dumps({"source": repr(src), "params": src.params, "samples": rows}, indent=2))
+        print(json.dumps({"source": repr(src), "params": src.params, "samples": rows, "note": note}, indent=2))
         return
     table = Table(title=f"{num} samples of {src!r}")
     table.add_column("document")
     table.add_column("log p̄ (nats)", justify="right")
     for r in rows:
         table.add_row(repr(r["text"]), "n/a" if r["log_prob"] is None else f"{r['log_prob']:.6f}")
+    table.caption = note
     console.print(table)
 
 

@@ -38,3 +38,9 @@ def check_enumeration(count: int, what: str, budget: int = MAX_ENUMERATION) -> N
             f"exact {what} needs {count:,} items ({count * 8 / 2**20:,.0f} MiB per float64 value), over "
             f"the budget of {budget:,}; use a sampling estimator or a smaller configuration"
         )
+
+
+def check_docs(num_docs: int, name: str = "num_docs") -> None:
+    """A sample count must be a positive integer (0 would fail deep inside with an empty batch)."""
+    if isinstance(num_docs, bool) or not isinstance(num_docs, int) or num_docs < 1:
+        raise InputError(f"{name} must be a positive integer, got {num_docs!r}")

@@ -12,7 +12,7 @@ import itertools
 import torch
 from torch import Tensor
 
-from nextk.errors import MAX_ENUMERATION, NotExactError, check_enumeration
+from nextk.errors import MAX_ENUMERATION, NotExactError, check_docs, check_enumeration
 from nextk.lm import LanguageModel, make_generator
 from nextk.stats import Estimate, exact, mean_estimate
 
@@ -71,6 +71,7 @@ def kl(
         return exact((lp.exp() * (lp - lq)).sum().item(), "exact enumeration of the support")
     if estimator != "sample":
         raise ValueError(f"unknown estimator={estimator!r}; choose 'sample' or 'exact'")
+    check_docs(num_docs)
     x = p.sample(num_docs, generator=make_generator(seed))
     return mean_estimate(batched_log_prob(p, x) - batched_log_prob(q, x), "monte carlo over p samples")
 
@@ -96,5 +97,6 @@ def excess_loss(p, q: LanguageModel, **kwargs) -> Estimate:
 
 def loss(p, q: LanguageModel, *, num_docs: int = 1000, seed: int | torch.Generator = 0) -> Estimate:
     """Per-token next-token loss L(q) = E_p[−log q̄(x)]/n on fresh samples of p (nats/token)."""
+    check_docs(num_docs)
     x = p.sample(num_docs, generator=make_generator(seed))
     return mean_estimate(-batched_log_prob(q, x) / x.shape[1], "monte carlo over p samples")

@@ -13,7 +13,14 @@ Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 @dataclass(frozen=True)
 class Estimate:
-    """A number a user sees: value, standard error, 95% interval, sample count and method."""
+    """A number a user sees: value, standard error, 95% interval, sample count and method.
+
+    What is an Estimate, precisely: every estimator and measure returns one (`advantage`,
+    `tv_advantage`, `kl`, `entropy`, `excess_loss`, `loss`, `wilson`, `theorem3` given an Estimate).
+    Records kept for JSON — `TrainResult.history`, `SearchResult.losses`/`.excess`/`.measurement`,
+    `Boosted.search_`, every results.json — hold the same numbers as `Estimate.to_dict()` dicts
+    (value, stderr, low, high, n, method); `Estimate.from_dict` turns one back into an Estimate.
+    """
 
     value: float
     stderr: float
@@ -25,6 +32,12 @@ class Estimate:
     def to_dict(self) -> dict:
         """Plain JSON-safe dict (a non-finite number becomes None, so results.json stays strict JSON)."""
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Estimate:
+        """The inverse of to_dict (None, written for a non-finite number, becomes nan)."""
+        nan = float("nan")
+        return cls(*(nan if d[k] is None else d[k] for k in ("value", "stderr", "low", "high")), d["n"], d["method"])
 
     def __str__(self) -> str:
         return fmt(self, detail=True)

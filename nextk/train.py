@@ -77,6 +77,13 @@ def sigint_flag():
         signal.signal(signal.SIGINT, previous)
 
 
+def check_budget(**counts: int | None) -> None:
+    """Every given count (steps, tokens, eval_every, patience, batch_size, data) must be ≥ 1."""
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(f"{name} must be ≥ 1, got {value}")
+
+
 def train(
     model,
     source,
@@ -109,11 +116,7 @@ def train(
     evaluation and on Ctrl-C (which raises `Interrupted` after saving); a run resumes from there, and
     a finished run re-run trains nothing. Same seed, same result, interrupted or not.
     """
-    for name, value in (("steps", steps), ("tokens", tokens), ("eval_every", eval_every), ("patience", patience)):
-        if value is not None and value < 1:
-            raise InputError(f"{name} must be ≥ 1, got {value}")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be ≥ 1, got {batch_size}")
+    check_budget(steps=steps, tokens=tokens, eval_every=eval_every, patience=patience, batch_size=batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise InputError(

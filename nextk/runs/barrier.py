@@ -133,7 +133,7 @@ def randomized_task(cfg: Config, log) -> list[dict]:
 
 
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
-    prepare(out, cfg, force_new=force_new)
+    prepare(out, cfg, force_new=force_new, log=log)
     t0 = time.perf_counter()
     res: dict = {"sampling_requested_digits": list(cfg.sampling_digits)}
     stages = [

@@ -37,7 +37,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     model = load_model(cfg.checkpoint, vocab_size=source.vocab_size)
     if not isinstance(model, NodeModel):
         raise InputError(f"bits quantises graph RNNs (paper_rnn, gru, lstm); {cfg.checkpoint} holds a {model.family}")
-    prepare(out, cfg, force_new=force_new)
+    prepare(out, cfg, force_new=force_new, log=log)
     bits = [(cfg.int_bits, f) for f in cfg.frac_bits]
     rows = bits_sweep(model, source, bits, k=cfg.k, num_docs=cfg.num_docs, seed=cfg.seed, log=log)
     results = {"source": repr(source), "source_params": source.params, "model": model.name, "k": cfg.k, "rows": rows}

@@ -35,7 +35,7 @@ def read_json(path: Path) -> dict:
         raise InputError(f"{str(path)!r} is not valid JSON: {e}") from None
 
 
-def prepare(out: Path, cfg, *, extendable: tuple[str, ...] = (), force_new: bool = False) -> dict | None:
+def prepare(out: Path, cfg, *, extendable: tuple[str, ...] = (), force_new: bool = False, log=None) -> dict | None:
     """Claim `out` for `cfg` (a dataclass). A folder belongs to one config: if it already holds a
     config.json that differs in any field other than `extendable` ones (e.g. the step budget), refuse
     with an error naming the fields, unless `force_new` (which clears the folder's run files). Returns
@@ -56,6 +56,8 @@ def prepare(out: Path, cfg, *, extendable: tuple[str, ...] = (), force_new: bool
             old = None
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / CONFIG, new)
+    if log is not None:
+        log(f"nextk {new['run']} → [bold]{out}[/bold]")
     return old
 
 

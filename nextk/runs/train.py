@@ -12,7 +12,7 @@ from nextk.console import quiet
 from nextk.models import TRAINABLE
 from nextk.runs.common import RESULTS, prepare, write_json
 from nextk.sources import make_source
-from nextk.train import train
+from nextk.train import check_budget, train
 
 EXTENDABLE = ("steps", "patience")  # what may change when a run is resumed
 
@@ -54,9 +54,12 @@ def build(cfg: Config, vocab_size: int, length: int):
 
 
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
+    check_budget(
+        steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every, patience=cfg.patience, data=cfg.data
+    )
     source = make_source(cfg.source, **cfg.source_params)
     model = build(cfg, source.vocab_size, source.length)
-    old = prepare(out, cfg, extendable=EXTENDABLE, force_new=force_new)
+    old = prepare(out, cfg, extendable=EXTENDABLE, force_new=force_new, log=log)
     if old is not None and old.get("steps") != cfg.steps:
         log(f"extending the step budget of {out} from {old.get('steps')} to {cfg.steps}")
     res = train(

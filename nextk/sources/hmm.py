@@ -60,6 +60,8 @@ class HMM(TokenSource):
     ) -> HMM:
         """A random HMM whose hidden state stays put with probability ≥ `stay` (slow mixing);
         emission rows ~ Dirichlet(concentration) (small → peaked, informative emissions)."""
+        if n_states < 1 or vocab_size < 1:
+            raise InputError(f"an HMM needs n_states ≥ 1 and vocab_size ≥ 1, got {n_states} and {vocab_size}")
         if not 0.0 <= stay <= 1.0 or concentration <= 0:
             raise InputError(f"need 0 ≤ stay ≤ 1 and concentration > 0, got {stay}, {concentration}")
         rng = np.random.default_rng(seed)

@@ -37,7 +37,9 @@ class Text:
             text = p.read_text(encoding="utf-8")
         if not text:
             raise InputError(f"text file {str(path)!r} is empty")
-        if length < 1 or length > len(text):
+        if length < 1:
+            raise InputError(f"length must be ≥ 1 token, got {length}")
+        if length > len(text):
             raise InputError(f"length={length} but the text has {len(text)} characters")
         self.path, self.length, self.text = str(path), length, text
         self.vocab = sorted(set(text))

@@ -1,6 +1,5 @@
 """Training distributions with exact conditionals (docs/theory.md §1, §7). Registry: `SOURCES`."""
 
-from nextk.sources.corpus import Corpus
 from nextk.sources.dyck import Dyck
 from nextk.sources.factorization import Factorization
 from nextk.sources.finite import FiniteSupport
@@ -42,6 +41,5 @@ __all__ = [
     "Text",
     "Parity",
     "FiniteSupport",
-    "Corpus",
     "SOURCES",
 ]

@@ -195,6 +195,8 @@ def test_compiled_lms_against_independent_references():
     lp = lm.log_probs(x3[:40])
     assert np.allclose(gathered(lp, x3[:40]), want[:40], atol=1e-12)
     assert torch.allclose(lp.exp().sum(-1), torch.ones(40, 5, dtype=torch.float64), atol=1e-12)
+    for g in (hmm_rnn(HMM2), hmm_rnn(HMM3), rat):  # both hidden-set properties of the inputs
+        verify_hidden_set(g, all_strings(g.vocab_size, 4))
     with pytest.raises(InputError, match="positive emission"):
         hmm_rnn(HMM([1.0, 0.0], [[0.5, 0.5], [0.5, 0.5]], [[1.0, 0.0], [0.5, 0.5]], 4))
 
@@ -214,6 +216,7 @@ def test_table_rnn_and_window_indicator():
     d_rnn = table_rnn(table, 2, 3)
     x = all_strings(2, 6)
     out = run(d_rnn, x).outputs
+    verify_hidden_set(d_rnn, x)
     for i in range(2, 6):
         idx = (4 * x[:, i - 2] + 2 * x[:, i - 1] + x[:, i]).numpy()
         assert np.array_equal(out[:, i], table.numpy()[idx].astype(float))
@@ -401,10 +404,12 @@ def test_boosted_rnn_equals_boosted(case, construction):
     b = boost_rnn(R, D, k, r, eta, n, construction)
     x = all_strings(R.vocab_size, n)
     want = gathered(boost(q, d, k, offset=r, eta=eta, length=n).log_probs(x), x)
-    assert np.abs(run(b.graph, x).outputs - want).max() < 1e-9
+    ran = run(b.graph, x, keep_states=True)
+    assert np.abs(ran.outputs - want).max() < 1e-9
     st = b.graph.stats()
     assert (st.size, st.hidden, st.tau) == tuple(b.formula[key] for key in ("size", "hidden", "tau"))
-    verify_hidden_set(b.graph, x[:: max(1, len(x) // 6)])
+    some = np.arange(0, len(x), max(1, len(x) // 64))  # hidden-set property (ii) on ≤ 64 strings
+    check_sufficiency(b.graph, x[some], states=ran.states[:, :, some])
 
 
 def test_boosted_graph_as_a_language_model_gives_boosted_rows():
@@ -417,7 +422,7 @@ def test_boosted_graph_as_a_language_model_gives_boosted_rows():
 
 @pytest.mark.parametrize("construction", ["efficient", "two_copy"])
 def test_two_rounds_boost_of_boost(construction):
-    n = 6
+    n = 5
     src = Parity(3, n)
     d1, d2 = checker_rnn(src, 2), table_rnn(window_indicator((1, 0), 2).table, 2, 2)
     rounds = boost_rounds(hmm_rnn(HMM2), [dict(D=d1, k=2, offset=1, eta=0.9), dict(D=d2, k=2, offset=0, eta=-0.6)],
@@ -425,8 +430,9 @@ def test_two_rounds_boost_of_boost(construction):
     ref1 = boost(HMM2, d1.meta["python"], 2, offset=1, eta=0.9, length=n)
     ref2 = boost(ref1, d2.meta["python"], 2, offset=0, eta=-0.6, length=n)
     x = all_strings(2, n)
-    assert np.abs(run(rounds[-1].graph, x).outputs - gathered(ref2.log_probs(x), x)).max() < 1e-9
-    verify_hidden_set(rounds[-1].graph, x[[5, 42]])
+    ran = run(rounds[-1].graph, x, keep_states=True)
+    assert np.abs(ran.outputs - gathered(ref2.log_probs(x), x)).max() < 1e-9
+    check_sufficiency(rounds[-1].graph, x, states=ran.states)  # on every string, from the run's states
 
 
 # ---- sizes: measured vs formulas, linear vs doubling -----------------------------------------------------
@@ -473,6 +479,7 @@ def test_fixed_point_error_within_claim10_bound_and_lemma12_budget():
         lam = claim10_lambda(fb, k, eta, rho)
         assert (err <= want * lam / (1 - lam) + 2.0**-fb).all()  # the relative form, position by position
         assert measured_int_bits(res.max_abs) <= ib
+        assert b.graph.bit_size((ib, fb)) == 1 + ib + fb  # q's copies (1 + 1 + 10 bits) are narrower
     budget = lemma12_bits(2, k, eta, rho, 1e-3, tau_c=b.layout.tau_c, length=n, min_frac=10)
     res = run(b.graph, x, fixed=(budget["int_bits"], budget["frac_bits"]))
     assert np.abs(res.outputs / want - 1).max() <= 1e-3

@@ -267,17 +267,20 @@ def _quantise(values: np.ndarray, groups) -> np.ndarray:
     return values
 
 
-def check_sufficiency(graph: Graph | Program, x) -> None:
+def check_sufficiency(graph: Graph | Program, x, states: np.ndarray | None = None) -> None:
     """Definition 3 (ii), strong form, on the strings x (B, L): for every string and every token index
     i, marking all work nodes at time iτ leaves every output at (j + 1)τ, j ≥ i, unmarked. Raises
     HiddenSetError naming the first failure. (Property (i) is checked by Graph.check.)
 
     All (string, i) pairs run together for one token from the states at iτ; a pair whose work nodes
-    are still marked at (i + 1)τ is then followed over its remaining tokens."""
+    are still marked at (i + 1)τ is then followed over its remaining tokens. `states`: the
+    `keep_states` of an earlier run on x, to save running it again."""
     prog = compiled(graph)
     x = np.asarray(x.numpy() if isinstance(x, torch.Tensor) else x, dtype=np.int64)
     b, length = x.shape
-    states = run(prog, x, keep_states=True).states[:length]  # (L, N, B) at iτ
+    if states is None:
+        states = run(prog, x, keep_states=True).states
+    states = states[:length]  # (L, N, B) at iτ
     start = states.transpose(1, 2, 0).reshape(prog.n_nodes, b * length)  # column b·L + i
     one = run(prog, x.reshape(-1, 1), start=start, taint_at=np.zeros(b * length))
     for col in range(b * length):

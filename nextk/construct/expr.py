@@ -78,25 +78,21 @@ class Op:
         self.uid, self.kind, self.args = next(_UID), kind, args
         self._reach = None
 
-    def reach(self) -> tuple[frozenset, frozenset, int]:
-        """(nodes it reads, ops it contains — itself included —, its depth), computed once (ops are
-        immutable), so walks over large graphs share the work."""
+    def reach(self) -> tuple[frozenset, int]:
+        """(nodes it reads, its depth), computed once (ops are immutable) so walks over large graphs
+        share the work."""
         if self._reach is None:
-            nodes, ops, deep = set(), {self}, 0
+            nodes, deep = set(), 0
             for e in self.args:
                 for atom, _ in e.terms:
                     if isinstance(atom, Op):
-                        n, o, d = atom.reach()
+                        n, d = atom.reach()
                         nodes |= n
-                        ops |= o
                         deep = max(deep, d)
                     else:
                         nodes.add(atom)
-            self._reach = (frozenset(nodes), frozenset(ops), deep + 1)
+            self._reach = (frozenset(nodes), deep + 1)
         return self._reach
-
-    def __repr__(self) -> str:
-        return f"{self.kind}({', '.join(map(repr, self.args))})"
 
 
 def _op(kind: str, args: tuple[Lin, ...]) -> Lin:
@@ -226,17 +222,16 @@ def ops_of(x: Lin, seen: set[int] | None = None) -> list[Op]:
     return out
 
 
-def _reach(x: Lin) -> tuple[set, set, int]:
-    nodes, ops, deep = set(), set(), 0
+def _reach(x: Lin) -> tuple[set, int]:
+    nodes, deep = set(), 0
     for atom, _ in x.terms:
         if isinstance(atom, Op):
-            n, o, d = atom.reach()
+            n, d = atom.reach()
             nodes |= n
-            ops |= o
             deep = max(deep, d)
         else:
             nodes.add(atom)
-    return nodes, ops, deep
+    return nodes, deep
 
 
 def nodes_of(x: Lin) -> list[Node]:
@@ -246,12 +241,12 @@ def nodes_of(x: Lin) -> list[Node]:
 
 def count_ops(x: Lin) -> int:
     """Number of elementary functions (ReLU, product, reciprocal) in the composition x."""
-    return len(_reach(x)[1])
+    return len(ops_of(x))
 
 
 def depth(x: Lin) -> int:
     """Longest chain of elementary functions in x."""
-    return _reach(x)[2]
+    return _reach(x)[1]
 
 
 def _apply(kind: str, args: tuple[Lin, ...]) -> Lin:
@@ -268,17 +263,19 @@ def substitute(x: Lin, mapping: dict[int, Lin], memo: dict[int, Lin] | None = No
     memo = {} if memo is None else memo
 
     def sub(e: Lin) -> Lin:
-        out = const(e.bias)
+        terms, bias = [], e.bias
         for atom, w in e.terms:
             if isinstance(atom, Node):
                 if atom.uid not in mapping:
                     raise KeyError(f"substitute: no replacement for node {atom.name!r}")
-                out = out + mapping[atom.uid] * w
+                rep = mapping[atom.uid]
             else:
                 if atom.uid not in memo:
                     memo[atom.uid] = _apply(atom.kind, tuple(sub(a) for a in atom.args))
-                out = out + memo[atom.uid] * w
-        return out
+                rep = memo[atom.uid]
+            bias += rep.bias * w
+            terms.extend((a, v * w) for a, v in rep.terms)
+        return Lin(terms, bias)
 
     return sub(x)
 
@@ -308,4 +305,4 @@ def evaluate(x: Lin, env: dict[int, np.ndarray | float]):
 
 def reach_ops(x: Lin) -> set:
     """The distinct ops of x (a set, for counting across many transitions)."""
-    return _reach(x)[1]
+    return {op.uid for op in ops_of(x)}

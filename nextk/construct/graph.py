@@ -124,6 +124,14 @@ class Graph:
         check_hidden_reads(self)
         self._checked = True
 
+    def bit_size(self, default: tuple[int, int] | None = None) -> int:
+        """Definition 4 counted from the graph: max over non-input nodes of 1 + I + F, each node in its own
+        format or `default`."""
+        fmts = [nd.fmt or default for nd in self.nodes if nd.kind != "input"]
+        if any(f is None for f in fmts):
+            raise InputError(f"graph {self.name!r} has nodes without a fixed-point format; pass default=(I, F)")
+        return max(1 + ib + fb for ib, fb in fmts)
+
     def stats(self) -> GraphStats:
         exprs = [nd.expr for nd in self.nodes if nd.expr is not None]
         return GraphStats(

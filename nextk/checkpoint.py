@@ -35,12 +35,19 @@ def save_model(model, path: str | Path) -> Path:
 
 def load_model(path: str | Path, vocab_size: int | None = None):
     """Rebuild a model from a checkpoint file or a run folder (its best.safetensors, the weights of the
-    best held-out evaluation, else its model.safetensors); `vocab_size` guards against another
-    source's vocabulary."""
+    best held-out evaluation, else its model.safetensors), or "hf:PATH" (a Hugging Face causal LM);
+    `vocab_size` guards against another source's vocabulary."""
     from safetensors import safe_open
 
     from nextk.models import MODELS
 
+    if str(path).startswith("hf:"):  # a Hugging Face causal LM (nextk[hf]), loaded by its adapter
+        from nextk.models.hf import HuggingFace
+
+        model = HuggingFace.from_pretrained(str(path)[3:])
+        if vocab_size is not None and model.vocab_size != vocab_size:
+            raise CheckpointError(f"{path} scores {model.vocab_size} tokens, but the source has {vocab_size}")
+        return model
     path = Path(path)
     if path.is_dir():
         path = path / BEST if (path / BEST).is_file() else path / "model.safetensors"

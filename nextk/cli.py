@@ -124,31 +124,62 @@ def train_cmd(
 @app.command("eval", context_settings=EXTRA)
 def eval_cmd(
     ctx: typer.Context,
-    checkpoint: Path = typer.Argument(..., help="model.safetensors or its run folder"),
-    source: str = typer.Argument(..., help="source name"),
+    checkpoint: str = typer.Argument(..., help="model.safetensors or its run folder; hf:PATH: a Hugging Face model"),
+    source: str = typer.Argument(None, help="source name (not with hf:, which is measured on --text)"),
     k: str = ks_option("1,2,4,8"),
     num_docs: int = NUM_DOCS,
     learned_steps: int = typer.Option(200, help="learned distinguisher: steps"),
     learned_docs: int = typer.Option(1024, help="learned distinguisher: documents it is fitted on"),
+    learned: bool = typer.Option(True, help="fit and measure the learned distinguisher"),
     allow_other_source: bool = typer.Option(False, help="evaluate on a source other than the trained one"),
+    text: str = typer.Option(
+        None, help="hf: the text, plain (one document per line) or .jsonl with a 'text' field (default: nextk's tales)"
+    ),
+    distinguisher: list[str] = typer.Option(
+        None, help="hf: a built-in text statistic or module:function; repeatable or comma list (default: built-ins)"
+    ),
+    length: int = typer.Option(64, help="hf: tokens per document (a window of the text)"),
+    stride: int = typer.Option(None, help="hf: tokens between document starts (default: --length)"),
+    device: str = typer.Option("cpu", help="hf: cpu | cuda | cuda:N (the model and the estimators' tensors)"),
+    dtype: str = typer.Option(None, help="hf: float32 (default) | bfloat16 | float16 | auto"),
     seed: int = SEED,
     out: Path = typer.Option(None, help="also write results.json and plots here"),
     as_json: bool = JSON,
 ):
-    """Measure a trained model: excess loss, checker / learned / TV advantages, Theorem 3 bound."""
-    from nextk.runs.eval import Config
+    """Measure a model: against a source, excess loss, checker / learned / TV advantages and the Theorem 3 bound;
+    an hf: model on real text (--text), per-token loss and the advantage of text distinguishers per k."""
+    from nextk.runs.eval import HF, Config
 
-    cfg = Config(
-        str(checkpoint),
-        source,
-        source_args(source, ctx.args),
-        k,
-        num_docs,
-        learned_steps,
-        learned_docs,
-        allow_other_source,
-        seed,
-    )
+    common = dict(ks=k, num_docs=num_docs, learned_steps=learned_steps, learned_docs=learned_docs, seed=seed)
+    if checkpoint.startswith(HF):
+        if source is not None or ctx.args:
+            fail(f"{checkpoint} is measured on --text, not on a source: drop {' '.join([source or '', *ctx.args])}")
+        specs = [s.strip() for spec in distinguisher or [] for s in spec.split(",") if s.strip()]
+        cfg = Config(
+            checkpoint,
+            text=text,
+            distinguishers=specs,
+            length=length,
+            stride=stride,
+            device=device,
+            dtype=dtype,
+            learned=learned,
+            **common,
+        )
+    else:
+        if source is None:
+            fail("give the source to evaluate on (see `nextk sources`), or an hf:PATH model with --text")
+        given = [name for name, v in (("--text", text), ("--distinguisher", distinguisher)) if v]
+        if given:
+            fail(f"{', '.join(given)} apply to hf: models; a checkpoint is measured on its source")
+        cfg = Config(
+            str(Path(checkpoint)),
+            source,
+            source_args(source, ctx.args),
+            allow_other_source=allow_other_source,
+            learned=learned,
+            **common,
+        )
     execute("eval", cfg, out, as_json=as_json, write=out is not None)
 
 

@@ -1,5 +1,6 @@
 """Training distributions with exact conditionals (docs/theory.md §1, §7). Registry: `SOURCES`."""
 
+from nextk.sources.corpus import Corpus
 from nextk.sources.dyck import Dyck
 from nextk.sources.factorization import Factorization
 from nextk.sources.finite import FiniteSupport
@@ -41,5 +42,6 @@ __all__ = [
     "Text",
     "Parity",
     "FiniteSupport",
+    "Corpus",
     "SOURCES",
 ]

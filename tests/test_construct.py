@@ -412,6 +412,18 @@ def test_boosted_rnn_equals_boosted(case, construction):
     check_sufficiency(b.graph, x[some], states=ran.states[:, :, some])
 
 
+@pytest.mark.parametrize("n,k,r,eta", [(4, 3, 2, 0.7), (5, 1, 0, 1.2), (4, 4, 0, -0.8), (6, 3, 1, 2.0)])
+def test_edge_layouts_no_block_k1_k_equals_n_and_a_tail(n, k, r, eta):
+    """No block at all (q' = q), k = 1, one block covering the document, positions after the last block."""
+    q = HMM.random(2, 2, 6, seed=1, stay=0.5)
+    d = window_indicator((1, 0, 1, 1)[:k], 2)
+    b = boost_rnn(hmm_rnn(q), table_rnn(d, 2, k), k, r, eta, n)
+    x = all_strings(2, n)
+    ran = run(b.graph, x, keep_states=True)
+    assert np.abs(ran.outputs - gathered(boost(q, d, k, offset=r, eta=eta, length=n).log_probs(x), x)).max() < 1e-9
+    check_sufficiency(b.graph, x, states=ran.states)
+
+
 def test_boosted_graph_as_a_language_model_gives_boosted_rows():
     R, q, D, d = make_case("hmm2", Parity(3, 6), 2)
     b = boost_rnn(R, D, 2, 1, 0.9, 6)
@@ -492,13 +504,19 @@ def test_fixed_point_error_within_claim10_bound_and_lemma12_budget():
 def test_bad_input_is_refused_early():
     R, D = hmm_rnn(HMM2), checker_rnn(Parity(3, 8), 2)
     with pytest.raises(TooLargeError, match="2\\^25"):
-        boost_rnn(R, D, 25, 0, 1.0, 30)
+        boost_rnn(R, checker_rnn(Parity(3, 30), 25), 25, 0, 1.0, 30)
     with pytest.raises(InputError, match="offset"):
         boost_rnn(R, D, 2, 2, 1.0, 8)
     with pytest.raises(InputError, match="k ≤ length"):
-        boost_rnn(R, D, 9, 0, 1.0, 8)
+        boost_rnn(R, checker_rnn(Parity(3, 8), 9), 9, 0, 1.0, 8)
     with pytest.raises(InputError, match="reads"):
         boost_rnn(hmm_rnn(HMM3), D, 2, 0, 1.0, 8)
+    with pytest.raises(InputError, match="judges windows of k=2"):
+        boost_rnn(R, D, 3, 0, 1.0, 8)
+    with pytest.raises(InputError, match="LM-RNN first"):
+        boost_rnn(D, R, 2, 0, 1.0, 8)
+    with pytest.raises(InputError, match="finite"):
+        boost_rnn(R, D, 2, 0, math.inf, 8)
     with pytest.raises(InputError, match="construction"):
         boost_rnn(R, D, 2, 0, 1.0, 8, "three_copy")
     with pytest.raises(InputError, match="token ids"):
@@ -532,7 +550,9 @@ def test_construct_run_writes_results_and_plots(tmp_path):
     for c in ("efficient", "two_copy"):
         assert first[c]["measured"]["size"] == first[c]["formula"]["size"]
         assert first[c]["max_abs_error_vs_boosted"] < 1e-9
+        assert first[c]["measured_int_bits"] <= first[c]["graph_int_bits"]  # Claim 9 holds on the run
         assert "max_abs_error_vs_boosted" not in second[c]  # counted, not run
+        assert second[c]["graph_bit_size"] >= first[c]["graph_bit_size"]
     assert second["two_copy"]["measured"]["size"] > second["efficient"]["measured"]["size"]
     for row in res["fixed_point"]["sweep"]:
         assert row["max_abs_error"] <= row["bound"]

@@ -95,7 +95,11 @@ def boost_rnn(
     if R.vocab_size != D.vocab_size:
         raise InputError(f"R reads {R.vocab_size} tokens but D reads {D.vocab_size}")
     if not math.isfinite(eta):
-        raise InputError(f"eta must be finite, got {eta}")
+        raise InputError(f"eta must be finite (Lemma 18.5's e^η is a weight), got {eta}")
+    if D.meta.get("k", k) != k:
+        raise InputError(f"D judges windows of k={D.meta['k']} tokens, but k={k} was asked")
+    if R.meta.get("role") == "distinguisher" or D.meta.get("role") == "lm":
+        raise InputError("boost_rnn(R, D, …) takes the LM-RNN first and the distinguisher RNN second")
     lay = check_layout(R.vocab_size, k, offset, length, R.tau, D.tau)
     mode = CONSTRUCTIONS[construction]
     g = Graph(f"boost[{construction}]({R.name}, {D.name})", R.vocab_size, lay.tau)

@@ -558,3 +558,19 @@ def test_construct_run_writes_results_and_plots(tmp_path):
         assert row["max_abs_error"] <= row["bound"]
     assert table(res).row_count == 3
     assert [p.name for p in draw(res, tmp_path)] == ["sizes.png", "bits.png"]
+
+
+@pytest.mark.slow
+def test_three_rounds_executed():
+    """Lemma 3 applied three times (T = 18180 steps per token) still equals Boosted³ on every string."""
+    n = 4
+    d1, d2 = checker_rnn(Parity(2, n), 2), window_indicator((1, 1), 2)
+    d3 = window_indicator((0, 1), 2)
+    spec = [dict(D=d1, k=2, offset=0, eta=0.9), dict(D=table_rnn(d2, 2, 2), k=2, offset=1, eta=-0.7),
+            dict(D=table_rnn(d3, 2, 2), k=2, offset=0, eta=0.4)]
+    b3 = boost_rounds(hmm_rnn(HMM2), spec, n)[-1]
+    ref = HMM2
+    for s, d in zip(spec, (d1.meta["python"], d2, d3)):
+        ref = boost(ref, d, 2, offset=s["offset"], eta=s["eta"], length=n)
+    x = all_strings(2, n)
+    assert np.abs(run(b3.graph, x).outputs - gathered(ref.log_probs(x), x)).max() < 1e-9

@@ -103,7 +103,7 @@ def execute(
     if as_json:
         print(json.dumps(results, indent=2))
         return results
-    for item in module.show(results) if hasattr(module, "show") else []:
+    for item in module.show(results):  # every run module says what a person reads on the console
         console.print(item)
     if write:
         console.print(f"wrote {folder}/config.json, results.json" + "".join(f", {p.name}" for p in plots))

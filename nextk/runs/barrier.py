@@ -313,3 +313,7 @@ def summary(res: dict) -> str:
         "their intervals do not overlap.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def show(res: dict) -> list:
+    return [summary(res)]

@@ -96,3 +96,7 @@ def draw(results: dict, out: Path) -> list[Path]:
     integer_ticks(a1, a2)
     fig.suptitle(f"{results['model']} on {results['source']}", fontsize=10)
     return [save(fig, out / "bits.png")]
+
+
+def show(results: dict) -> list:
+    return [table(results)]

@@ -131,3 +131,7 @@ def draw(res: dict, out: Path) -> list[Path]:
     integer_ticks(a1)
     fig.suptitle(f"{res['model']} on {res['source']}: boosting with {res['distinguisher']} (k={res['k']})", fontsize=10)
     return [save(fig, out / "boost.png")]
+
+
+def show(res: dict) -> list:
+    return [table(res)]

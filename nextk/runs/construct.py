@@ -92,8 +92,15 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     prepare(out, cfg, force_new=force_new, log=log)
     x = all_strings(v, n)
     p_bar = source.log_prob(x).exp().numpy()
-    res: dict = {"source": repr(source), "source_params": source.params, "q": f"HMM.random({cfg.hmm_states}, {v}, "
-                 f"{n}, seed={cfg.seed}, stay={cfg.hmm_stay})", "k": k, "length": n, "vocab": v, "rounds": []}
+    res: dict = {
+        "source": repr(source),
+        "source_params": source.params,
+        "q": f"HMM.random({cfg.hmm_states}, {v}, {n}, seed={cfg.seed}, stay={cfg.hmm_stay})",
+        "k": k,
+        "length": n,
+        "vocab": v,
+        "rounds": [],
+    }
     R = hmm_rnn(q)
     res["base"] = {"size": R.size, "hidden": len(R.hidden), "tau": R.tau}
     model, graphs = q, {"efficient": R, "two_copy": R}
@@ -114,15 +121,31 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         eta = float(np.clip(chosen.eta, -cfg.eta_max, cfg.eta_max))
         ref = boost(model, d, k, offset=chosen.offset, eta=eta, length=n)
         kl_t = kl(source, ref, estimator="exact").value
-        row = {"round": t, "distinguisher": dname, "offset": chosen.offset, "eta": eta,
-               "eta_search": chosen.eta if math.isfinite(chosen.eta) else None,
-               "kl": kl_t, "gain": kl_prev - kl_t, "D": {"size": D.size, "hidden": len(D.hidden), "tau": D.tau}}
+        row = {
+            "round": t,
+            "distinguisher": dname,
+            "offset": chosen.offset,
+            "eta": eta,
+            "eta_search": chosen.eta if math.isfinite(chosen.eta) else None,
+            "kl": kl_t,
+            "gain": kl_prev - kl_t,
+            "D": {"size": D.size, "hidden": len(D.hidden), "tau": D.tau},
+        }
         gamma = cfg.gamma if cfg.gamma else (gamma_for_gain(row["gain"], n) if row["gain"] > 0 else 1e-3)
         row["rho_in"], row["gamma"] = rho, gamma  # Lemma 12's ρ of the model being boosted, and γ
         for c in graphs:
             b = boost_rnn(graphs[c], D, k, chosen.offset, eta, n, c)
-            f = lemma3_formula(construction=c, vocab=v, k=k, s_R=formula[c]["size"], h_R=formula[c]["hidden"],
-                               tau_R=formula[c]["tau"], s_D=D.size, h_D=len(D.hidden), tau_D=D.tau)
+            f = lemma3_formula(
+                construction=c,
+                vocab=v,
+                k=k,
+                s_R=formula[c]["size"],
+                h_R=formula[c]["hidden"],
+                tau_R=formula[c]["tau"],
+                s_D=D.size,
+                h_D=len(D.hidden),
+                tau_D=D.tau,
+            )
             formula[c] = f
             ib = claim9_int_bits(v, k, b.layout.tau_c, n, eta)
             fb = lemma12_bits(v, k, eta, rho, gamma, tau_c=b.layout.tau_c, length=n)["frac_bits"]
@@ -130,8 +153,15 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
             # (Definition 4, max over nodes) is the larger of the two
             prev = bits[c]
             bits[c] = {"int_bits": max(prev["int_bits"], ib), "bit_size": max(prev["bit_size"], 1 + ib + fb)}
-            row[c] = {"measured": _stats(b), "formula": f, "int_bits": ib, "frac_bits": fb, "bit_size": 1 + ib + fb,
-                      "graph_int_bits": bits[c]["int_bits"], "graph_bit_size": bits[c]["bit_size"]}
+            row[c] = {
+                "measured": _stats(b),
+                "formula": f,
+                "int_bits": ib,
+                "frac_bits": fb,
+                "bit_size": 1 + ib + fb,
+                "graph_int_bits": bits[c]["int_bits"],
+                "graph_bit_size": bits[c]["bit_size"],
+            }
             if t <= cfg.execute_rounds:
                 ran = run_graph(b.graph, x, track_max=True, keep_states=True)
                 row[c]["max_abs_error_vs_boosted"] = float(np.abs(ran.outputs - _gathered(ref.log_probs(x), x)).max())
@@ -141,8 +171,10 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
                 row[c]["hidden_set_checked_on"] = len(some)
             graphs[c] = b.graph
         row["seconds"] = time.time() - t0
-        log(f"round {t}: {dname}, r={chosen.offset}, η={eta:.3f}, KL {kl_prev:.4f} → {kl_t:.4f}; sizes "
-            f"{row['efficient']['measured']['size']} vs two-copy {row['two_copy']['measured']['size']}")
+        log(
+            f"round {t}: {dname}, r={chosen.offset}, η={eta:.3f}, KL {kl_prev:.4f} → {kl_t:.4f}; sizes "
+            f"{row['efficient']['measured']['size']} vs two-copy {row['two_copy']['measured']['size']}"
+        )
         res["rounds"].append(row)
         write_json(out / RESULTS, res)
         model, kl_prev, rho = ref, kl_t, rho_prime(rho, eta)  # Lemma 15: the next round's ρ
@@ -175,20 +207,39 @@ def fixed_point_experiment(cfg: Config, q, D, row: dict, x: torch.Tensor, p_bar:
         err = np.abs(ran.outputs - want)
         loss = float((p_bar * np.log(want / ran.outputs).sum(1)).sum())  # E_p Σ_t log(q'_t / õ_t)
         bound = claim10_bound(fb, k, eta, rho)
-        sweep.append({"frac_bits": fb, "int_bits": ib, "bit_size": 1 + ib + fb, "max_abs_error": float(err.max()),
-                      "max_rel_error": float((err / want).max()), "bound": bound if math.isfinite(bound) else None,
-                      "loss_increase": loss, "measured_int_bits": measured_int_bits(ran.max_abs)})
+        sweep.append(
+            {
+                "frac_bits": fb,
+                "int_bits": ib,
+                "bit_size": 1 + ib + fb,
+                "max_abs_error": float(err.max()),
+                "max_rel_error": float((err / want).max()),
+                "bound": bound if math.isfinite(bound) else None,
+                "loss_increase": loss,
+                "measured_int_bits": measured_int_bits(ran.max_abs),
+            }
+        )
         log(f"  fixed point F'={fb}: max |õ − q'| {err.max():.3g} (Claim 10 bound {bound:.3g})")
-    return {"q_format": [1, cfg.q_frac_bits], "rho": rho, "sigma": sigma, "rho_prime": rho_prime(rho, eta),
-            "gamma": gamma, "gain": gain, "budget": budget, "sweep": sweep}
+    return {
+        "q_format": [1, cfg.q_frac_bits],
+        "rho": rho,
+        "sigma": sigma,
+        "rho_prime": rho_prime(rho, eta),
+        "gamma": gamma,
+        "gain": gain,
+        "budget": budget,
+        "sweep": sweep,
+    }
 
 
 def table(res: dict) -> Table:
-    t = Table(title=f"Lemma 3 construction, q = {res['q']}, p = {res['source']}, k = {res['k']}",
-              caption="size / hidden set / RNN-time measured on the graph (formula of docs/theory.md §9.6 in "
-                      "brackets); bits = 1 + I' + F' of the new nodes (Claims 9–10 as re-derived in §9.7), in "
-                      "brackets the graph's bit size (max over nodes; copies keep the formats of the round before); "
-                      "error = max over all strings of |RNN output − Boosted conditional| (float64)")
+    t = Table(
+        title=f"Lemma 3 construction, q = {res['q']}, p = {res['source']}, k = {res['k']}",
+        caption="size / hidden set / RNN-time measured on the graph (formula of docs/theory.md §9.6 in "
+        "brackets); bits = 1 + I' + F' of the new nodes (Claims 9–10 as re-derived in §9.7), in "
+        "brackets the graph's bit size (max over nodes; copies keep the formats of the round before); "
+        "error = max over all strings of |RNN output − Boosted conditional| (float64)",
+    )
     for c in ("round", "distinguisher", "r, η", "efficient s / h / T", "two-copy s / h / T", "bits", "error"):
         t.add_column(c)
     b = res["base"]
@@ -199,9 +250,14 @@ def table(res: dict) -> Table:
             m, f = row[c]["measured"], row[c]["formula"]
             cells.append(f"{m['size']} / {m['hidden']} / {m['tau']}  [{f['size']} / {f['hidden']} / {f['tau']}]")
         err = row["efficient"].get("max_abs_error_vs_boosted")
-        t.add_row(str(row["round"]), escape(row["distinguisher"]), f"{row['offset']}, {row['eta']:.3f}", *cells,
-                  f"{row['efficient']['bit_size']} ({row['efficient']['graph_bit_size']})",
-                  "not run" if err is None else f"{err:.1e}")
+        t.add_row(
+            str(row["round"]),
+            escape(row["distinguisher"]),
+            f"{row['offset']}, {row['eta']:.3f}",
+            *cells,
+            f"{row['efficient']['bit_size']} ({row['efficient']['graph_bit_size']})",
+            "not run" if err is None else f"{err:.1e}",
+        )
     return t
 
 
@@ -237,3 +293,7 @@ def draw(res: dict, out: Path) -> list[Path]:
         ax.set_title(f"round 1 in fixed point; q in (1, {fp['q_format'][1]}) bits", fontsize=9)
         paths.append(save(fig, out / "bits.png"))
     return paths
+
+
+def show(res: dict) -> list:
+    return [table(res)]

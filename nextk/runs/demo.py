@@ -101,3 +101,9 @@ def draw(results: dict, out: Path) -> list[Path]:
         plot_advantage(results["models"], out / "advantage_vs_k.png", results["source"]),
         plot_training(results["models"], out / "training.png", results["source"]),
     ]
+
+
+def show(results: dict) -> list:
+    from nextk.runs.plots import model_table
+
+    return [model_table(m, results["source"]) for m in results["models"]]

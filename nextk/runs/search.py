@@ -126,3 +126,7 @@ def plot_run(res: dict, path: Path, source: str) -> Path:
     integer_ticks(a1, a2)
     fig.suptitle(source, fontsize=10)
     return save(fig, path)
+
+
+def show(res: dict) -> list:
+    return [*(run_table(r) for r in res["runs"]), summary(res)]

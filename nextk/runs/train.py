@@ -106,3 +106,7 @@ def draw(results: dict, out: Path) -> list[Path]:
     from nextk.runs.plots import plot_training
 
     return [plot_training([{"name": results["model"], "train": results}], out / "training.png", results["source"])]
+
+
+def show(results: dict) -> list:
+    return [summary(results)]

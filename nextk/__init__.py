@@ -32,6 +32,7 @@ _API = {
     "fixed_point": "nextk.quantize",
     "quantize": "nextk.quantize",
     "bits_sweep": "nextk.quantize",
+    "sweep": "nextk.runs.sweep",
     "InputError": "nextk.errors",
     "TooLargeError": "nextk.errors",
     "NotExactError": "nextk.errors",

@@ -311,6 +311,23 @@ def plot(folder: Path = typer.Argument(..., help="a run folder holding config.js
         fail(e)
 
 
+@app.command("sweep")
+def sweep_cmd(
+    spec: Path = typer.Argument(..., help="the sweep spec (TOML: run, base, grid; docs/reproduce.md)"),
+    out: Path = typer.Option(None, help="sweep folder (default ./nextk-runs/sweep-NAME; the same folder resumes)"),
+    workers: int = typer.Option(None, help="local: cells at once (default one per CPU core); ray: cells in flight"),
+    backend: str = typer.Option("local", help="local (a process pool) | ray (a Ray cluster)"),
+    address: str = typer.Option(None, help="ray: auto | ray://host:10001 (default: start a local Ray)"),
+    retries: int = typer.Option(None, help="attempts after a cell's first failure (default: the spec's retries)"),
+    as_json: bool = JSON,
+):
+    """Run a grid of runs (each cell a run of the run layer), skip finished cells, collect one table (JSON, CSV, and
+    parquet with pyarrow). A killed sweep resumes: run the same command again."""
+    from nextk.runs.sweep import Config, default_out
+
+    execute("sweep", Config(str(spec), workers, backend, address, retries), out or default_out(spec), as_json=as_json)
+
+
 barrier_app = typer.Typer(
     rich_markup_mode=None, no_args_is_help=True, help="The autoregressive barrier lab (docs/theory.md §7)."
 )

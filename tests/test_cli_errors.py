@@ -141,3 +141,25 @@ def test_sigint_saves_says_how_to_resume_and_resume_equals_uninterrupted(tmp_pat
     h1 = json.loads((tmp_path / "cut" / "results.json").read_text())["history"]
     h2 = json.loads((tmp_path / "whole" / "results.json").read_text())["history"]
     assert [r["eval_loss"] for r in h1] == [r["eval_loss"] for r in h2]
+
+
+def test_demo_resumes_its_folder_instead_of_restarting(tmp_path):
+    from nextk.runs.demo import Config, run
+
+    cfg = Config(
+        source_params={"n_types": 1, "max_depth": 3, "length": 8},
+        sizes=[2],
+        steps=20,
+        eval_every=10,
+        ks=[1],
+        num_docs=20,
+        learned_steps=2,
+        learned_docs=32,
+    )
+    run(cfg, tmp_path)
+    said = []
+    again = run(cfg, tmp_path, log=said.append)
+    assert any("already complete (20 steps" in line for line in said), said
+    assert again["models"][0]["train"]["steps"] == 20
+    with pytest.raises(ValueError, match="sizes"):
+        run(Config(**{**cfg.__dict__, "sizes": [3]}), tmp_path)

@@ -328,6 +328,24 @@ def sweep_cmd(
     execute("sweep", Config(str(spec), workers, backend, address, retries), out or default_out(spec), as_json=as_json)
 
 
+@app.command("reproduce")
+def reproduce_cmd(
+    budget: str = typer.Option("quick", help="quick (≤ 15 min on 2 cores) | full (a cluster, with --backend ray)"),
+    out: Path = typer.Option(None, help="folder (default ./nextk-runs/reproduce-BUDGET; the same folder resumes)"),
+    workers: int = typer.Option(None, help="local: cells at once (default one per CPU core)"),
+    backend: str = typer.Option("local", help="local | ray"),
+    address: str = typer.Option(None, help="ray: auto | ray://host:10001 (default: start a local Ray)"),
+    retries: int = typer.Option(None, help="attempts after a cell's first failure (default: the budget's)"),
+    as_json: bool = JSON,
+):
+    """Every claim of the paper and the note as a measured verdict (holds / violated / not shown): report.md,
+    report.html, the sweep table and the JSON behind every figure (docs/reproduce.md)."""
+    from nextk.runs.reproduce import Config
+
+    cfg = Config(budget, workers, backend, address, retries)
+    execute("reproduce", cfg, out or Path("nextk-runs") / f"reproduce-{budget}", as_json=as_json)
+
+
 barrier_app = typer.Typer(
     rich_markup_mode=None, no_args_is_help=True, help="The autoregressive barrier lab (docs/theory.md §7)."
 )

@@ -711,6 +711,36 @@ def cell_rows(out: Path, cell: Cell) -> list[dict]:
     return rows
 
 
+def recorded_cells(out: Path) -> list[Cell]:
+    """The cells a sweep folder holds, rebuilt from their cell.json records (whatever spec made them)."""
+    cells = []
+    for path in sorted((Path(out) / CELLS).glob(f"*/{CELL}")):
+        rec = json.loads(path.read_text())
+        cells.append(
+            Cell(
+                id=path.parent.name,
+                digest=path.parent.name.rsplit("-", 1)[-1],
+                part=(rec.get("parts") or [""])[0],
+                run=rec["run"],
+                config=rec["config"],
+                axes=rec.get("axes", {}),
+                retries=0,
+                cpus=1,
+                gpus=0,
+                columns={},
+                parts=rec.get("parts", []),
+            )
+        )
+    return cells
+
+
+def rebuild_table(out: Path) -> list[dict]:
+    """Rewrite OUT/table.* from every recorded cell (e.g. after the table's columns changed); returns the rows."""
+    rows = collect(out, recorded_cells(out))
+    write_table(rows, Path(out))
+    return rows
+
+
 def collect(out: Path, cells: list[Cell]) -> list[dict]:
     return [row for cell in cells for row in cell_rows(Path(out), cell)]
 

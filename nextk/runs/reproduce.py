@@ -1,0 +1,442 @@
+"""`nextk reproduce`: every claim of the paper and the note as a measured verdict (docs/reproduce.md).
+
+A built-in sweep (nextk.runs.sweep; `SPECS[budget]`) trains and measures what each claim needs; the analysis
+(nextk.runs.verdicts, pure functions of the sweep table) turns the table into one section per claim, each ending
+in "holds", "violated" or "not shown" with the numbers and intervals behind it. The folder holds report.md,
+a self-contained report.html (figures embedded), the table (table.json, .csv, .parquet), figures/*.png with the
+JSON each is drawn from (figures/*.json), results.json (every section) and cells/ (every run of the sweep).
+
+`--budget quick` fits in 15 minutes on 2 CPU cores (tiny Dyck languages, GRU widths 2–16, a few seeds, a reduced
+barrier report); `--budget full` is meant for a cluster (`--backend ray`): larger sources, sizes and seeds.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nextk.console import quiet
+from nextk.errors import check_option
+from nextk.runs import reproduce_figures as figures
+from nextk.runs.common import RESULTS, prepare, read_json, write_json
+from nextk.runs.sweep import CELLS, execute_sweep
+from nextk.runs.table import read_table
+from nextk.runs.verdicts import HOLDS, NOT_SHOWN, VIOLATED, analyse
+
+BUDGETS = ("quick", "full")
+DYCK = {"n_types": 1, "max_depth": 3}
+MAX_EVIDENCE = 25  # evidence lines printed per section (all of them are in results.json and the figure JSON)
+
+
+def quick_spec() -> dict:
+    """≤ 15 minutes on 2 CPU cores: Dyck languages of length 8–20, GRU widths 2–16, two seeds."""
+    demo = {
+        "source": "dyck",
+        "model": "gru",
+        "steps": 300,
+        "eval_every": 100,
+        "ks": [1, 2, 4],
+        "num_docs": 100,
+        "learned_steps": 80,
+        "learned_docs": 384,
+    }
+    train = {"source": "dyck", "source_params": DYCK | {"length": 12}, "model": "gru", "steps": 200, "eval_every": 100}
+    boosts = [
+        {"run": "boost", "k": k, "distinguisher": d, "num_docs": 256}
+        for k, d in ((2, "check"), (2, "optimal"), (4, "optimal"))
+    ]
+    search = {
+        "source": "dyck",
+        "source_params": DYCK | {"length": 8},
+        "eps": 0.3,
+        "k": 2,
+        "family": "gru",
+        "steps": 120,
+        "max_sizes": 3,
+        "num_docs": 100,
+    }
+    rnn = {
+        "source": "dyck",
+        "source_params": dict(DYCK),
+        "model": "paper_rnn",
+        "width": 4,
+        "steps": 300,
+        "eval_every": 100,
+        "lr": 5e-3,
+    }
+    bits = {"run": "bits", "int_bits": 3, "frac_bits": [1, 2, 3, 4, 6, 8, 12], "k": 2, "num_docs": 100}
+    barrier = {
+        "sampling_digits": [2, 4, 6, 8, 10, 12, 14, 16],
+        "sampling_budget_s": 40.0,
+        "prime_digits": [2, 3, 4, 5, 6],
+        "prime_budget_s": 8.0,
+        "learn_digits": [1, 2],
+        "hidden": 32,
+        "steps": 400,
+        "seed_bits": 10,  # 1024 hidden seeds: the visible TV enumerates seeds × documents
+        "eval_samples": 400,
+    }
+    return {
+        "name": "reproduce-quick",
+        "retries": 1,
+        "part": [  # the longest cell first, so it runs beside the others
+            {"name": "barrier", "run": "barrier", "base": barrier, "grid": {"seed": [0]}},
+            {
+                "name": "sizes",
+                "run": "demo",
+                "base": demo | {"source_params": DYCK | {"length": 12}},
+                "grid": {"sizes": [[2], [4], [8], [16]], "seed": [0, 1]},
+            },
+            {
+                "name": "lengths",
+                "run": "demo",
+                "base": demo | {"source_params": dict(DYCK), "sizes": [8]},
+                "grid": {"source_params.length": [8, 12, 16, 20], "seed": [0, 1]},
+            },
+            {
+                "name": "lemma1",
+                "run": "pipeline",
+                "base": {"train": train, "then": boosts},
+                "grid": {"train.width": [2, 8], "train.seed": [0]},
+            },
+            {"name": "lemma4", "run": "search", "base": search, "grid": {"seed": list(range(6))}},
+            {
+                "name": "theorem2",
+                "run": "pipeline",
+                "base": {"train": rnn, "then": [bits]},
+                "grid": {"train.source_params.length": [8, 12, 16]},
+            },
+            {
+                "name": "algorithm2",
+                "run": "search",
+                "base": search | {"family": "paper_rnn", "bits": True},
+                "grid": {"seed": [0, 1]},
+            },
+        ],
+    }
+
+
+def full_spec() -> dict:
+    """For a cluster: Dyck and HMM sources, GRU and LSTM widths 2–64, five seeds, k up to 8, the full barrier."""
+    demo = {
+        "model": "gru",
+        "steps": 2000,
+        "eval_every": 200,
+        "ks": [1, 2, 4, 8],
+        "num_docs": 400,
+        "learned_steps": 400,
+        "learned_docs": 2048,
+    }
+    dyck = {"source": "dyck", "source_params": {"n_types": 2, "max_depth": 4, "length": 24}}
+    hmm = {"source": "hmm", "source_params": {"n_states": 8, "vocab_size": 4, "length": 32}}
+    train = {**dyck, "model": "gru", "steps": 1000, "eval_every": 200}
+    boosts = [
+        {"run": "boost", "k": k, "distinguisher": d, "num_docs": 1024}
+        for k in (2, 4)
+        for d in ("check", "learned", "optimal")
+    ]
+    search = {
+        "source": "dyck",
+        "source_params": {"n_types": 1, "max_depth": 4, "length": 16},
+        "eps": 0.2,
+        "k": 2,
+        "family": "gru",
+        "steps": 600,
+        "max_sizes": 6,
+        "num_docs": 400,
+    }
+    rnn = {
+        "source": "dyck",
+        "source_params": {"n_types": 1, "max_depth": 4},
+        "model": "paper_rnn",
+        "width": 8,
+        "steps": 1500,
+        "eval_every": 250,
+        "lr": 5e-3,
+    }
+    bits = {"run": "bits", "int_bits": 3, "frac_bits": [1, 2, 3, 4, 5, 6, 8, 10, 12, 16], "k": 2, "num_docs": 400}
+    seeds = list(range(5))
+    return {
+        "name": "reproduce-full",
+        "retries": 2,
+        "part": [
+            {"name": "barrier", "run": "barrier", "base": {}, "grid": {"seed": [0]}},
+            {
+                "name": "sizes",
+                "run": "demo",
+                "base": demo,
+                "grid": {
+                    "source": ["dyck"],
+                    "source_params": [dyck["source_params"]],
+                    "model": ["gru", "lstm"],
+                    "sizes": [[2], [4], [8], [16], [32], [64]],
+                    "seed": seeds,
+                },
+            },
+            {
+                "name": "sizes-hmm",
+                "run": "demo",
+                "base": demo | {"ks": [1, 2, 4]} | hmm,
+                "grid": {"sizes": [[2], [4], [8], [16], [32], [64]], "seed": seeds},
+            },
+            {
+                "name": "lengths",
+                "run": "demo",
+                "base": demo | {"source": "dyck", "sizes": [32], "source_params": {"n_types": 2, "max_depth": 4}},
+                "grid": {"source_params.length": [8, 16, 24, 32, 48], "seed": seeds},
+            },
+            {
+                "name": "lemma1",
+                "run": "pipeline",
+                "base": {"train": train, "then": boosts},
+                "grid": {"train.width": [2, 8, 32], "train.seed": [0, 1, 2]},
+            },
+            {"name": "lemma4", "run": "search", "base": search, "grid": {"seed": list(range(40))}},
+            {
+                "name": "theorem2",
+                "run": "pipeline",
+                "base": {"train": rnn, "then": [bits]},
+                "grid": {"train.source_params.length": [8, 16, 24, 32], "train.seed": [0, 1, 2]},
+            },
+            {
+                "name": "algorithm2",
+                "run": "search",
+                "base": search | {"family": "paper_rnn", "bits": True},
+                "grid": {"seed": list(range(10))},
+            },
+        ],
+    }
+
+
+SPECS = {"quick": quick_spec, "full": full_spec}
+
+
+@dataclass
+class Config:
+    budget: str = "quick"  # quick (≤ 15 min on 2 CPU cores) | full (a cluster: larger sources, sizes and seeds)
+    workers: int | None = None  # local backend: cells at once (default: one per CPU core)
+    backend: str = "local"  # local | ray
+    address: str | None = None  # ray: "auto", "ray://host:10001", or None to start a local Ray
+    retries: int | None = None  # attempts after a cell's first failure (default: the budget's spec)
+
+    def run_name(self) -> str:
+        return f"reproduce-{self.budget}"
+
+
+def barrier_results(out: Path, rows: list[dict]) -> dict | None:
+    """The barrier run's own results (its figures are drawn from them), from the first finished barrier cell."""
+    cell = next((r["cell"] for r in rows if r.get("stage") == "barrier" and r.get("status") == "ok"), None)
+    path = Path(out) / CELLS / cell / RESULTS if cell else None
+    return read_json(path) if path and path.is_file() else None
+
+
+def jsonable(obj):
+    """Strict JSON: non-finite floats become None, tuples lists."""
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def analyse_folder(out: Path) -> dict:
+    """The analysis of a finished sweep folder (table.json and its cells): sections and the barrier's results."""
+    rows = read_table(out)
+    return {"sections": jsonable(analyse(rows)), "barrier": barrier_results(out, rows), "rows": len(rows)}
+
+
+def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
+    """Run (or resume) the budget's sweep into `out`, analyse the table, write results.json, figures and the report."""
+    check_option("budget", cfg.budget, BUDGETS)
+    out = Path(out)
+    prepare(out, cfg, extendable=("workers", "backend", "address", "retries"), force_new=force_new)
+    t0 = time.perf_counter()
+    summary = execute_sweep(
+        SPECS[cfg.budget](),
+        out,
+        workers=cfg.workers,
+        backend=cfg.backend,
+        address=cfg.address,
+        retries=cfg.retries,
+        log=log,
+    )
+    results = {
+        "budget": cfg.budget,
+        "backend": cfg.backend,
+        "sweep": {k: v for k, v in summary.items() if k != "columns"},
+        **analyse_folder(out),
+    }
+    results["seconds"] = time.perf_counter() - t0
+    write_json(out / RESULTS, jsonable(results))
+    draw(results, out)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------- the report
+
+
+def draw(results: dict, out: Path) -> list[Path]:
+    """figures/<section>.png and .json (the data each is drawn from), then report.md and report.html."""
+    out = Path(out)
+    figs = out / "figures"
+    figs.mkdir(parents=True, exist_ok=True)
+    barrier_pngs = {}
+    if results.get("barrier"):
+        from nextk.runs.barrier import draw as draw_barrier
+
+        tmp = figs / "barrier-run"
+        tmp.mkdir(exist_ok=True)
+        barrier_pngs = {p.stem: p for p in draw_barrier(results["barrier"], tmp)}
+    made = {}
+    for s in results["sections"]:
+        f = s.get("figure")
+        if not f:
+            continue
+        png, data = figs / f"{s['key']}.png", figs / f"{s['key']}.json"
+        if f["kind"] == "barrier":
+            if f["name"] in barrier_pngs:
+                shutil.copyfile(barrier_pngs[f["name"]], png)
+                write_json(data, jsonable({"kind": "barrier", "name": f["name"], "results": results["barrier"]}))
+                made[s["key"]] = png
+            continue
+        drawn = figures.DRAWERS[f["kind"]](f, png, s["title"])
+        if drawn is not None:
+            write_json(data, jsonable(f))
+            made[s["key"]] = png
+    shutil.rmtree(figs / "barrier-run", ignore_errors=True)
+    blocks = report_blocks(results, made, out)
+    (out / "report.md").write_text(markdown(blocks))
+    (out / "report.html").write_text(to_html(blocks, out))
+    return [*made.values(), out / "report.md", out / "report.html"]
+
+
+MARK = {HOLDS: "✅ holds", VIOLATED: "❌ violated", NOT_SHOWN: "➖ not shown at this budget"}
+
+
+def report_blocks(results: dict, made: dict, out: Path) -> list[tuple]:
+    """The report as blocks (heading, paragraph, list, table, image) rendered to Markdown and to HTML alike."""
+    sw = results.get("sweep", {})
+    blocks = [
+        ("h1", f"nextk reproduce — budget {results.get('budget')}"),
+        (
+            "p",
+            "Every claim of “Provable Long-Range Benefits of Next-Token Prediction” (Cao & Vempala) and of the "
+            "note on the autoregressive barrier that nextk can measure, each ending in a verdict computed from the "
+            "measurements: **holds**, **violated** or **not shown** (at this budget). Intervals are 95%. How to "
+            "read them: docs/reproduce.md.",
+        ),
+        (
+            "p",
+            f"Sweep: {sw.get('ok', '?')} of {sw.get('cells', '?')} cells finished ({sw.get('skipped', 0)} reused "
+            f"from an earlier run), {len(sw.get('failed', []))} failed; backend {results.get('backend')}, "
+            f"{results.get('rows', '?')} table rows (table.json, table.csv"
+            f"{', table.parquet' if 'parquet' in sw.get('table', {}) else ''}); "
+            f"{results.get('seconds', 0):.0f} s.",
+        ),
+        ("table", ["claim", "verdict"], [[s["title"], MARK[s["verdict"]]] for s in results["sections"]]),
+    ]
+    for i, s in enumerate(results["sections"], 1):
+        blocks += [
+            ("h2", f"{i}. {s['title']}"),
+            ("p", f"**Claim.** {s['claim']}"),
+            ("p", f"**Verdict: {MARK[s['verdict']]}.** {s['sentence']}"),
+        ]
+        ev = s.get("evidence") or []
+        if ev:
+            shown = ev[:MAX_EVIDENCE]
+            more = [f"… and {len(ev) - MAX_EVIDENCE} more (results.json)"] if len(ev) > MAX_EVIDENCE else []
+            blocks.append(("ul", shown + more))
+        if s["key"] in made:
+            rel = made[s["key"]].relative_to(out)
+            blocks.append(("img", str(rel), f"{s['title']} (data: {rel.with_suffix('.json')})"))
+    if sw.get("failed"):
+        blocks += [
+            ("h2", "Failed cells"),
+            ("p", "These cells failed after every retry; the sections above were computed without them."),
+        ]
+        blocks.append(("ul", [f"`{f['cell']}` ({f['attempts']} attempts): {f['error']}" for f in sw["failed"]]))
+    return blocks
+
+
+def markdown(blocks: list[tuple]) -> str:
+    lines = []
+    for b in blocks:
+        kind = b[0]
+        if kind == "h1":
+            lines += [f"# {b[1]}", ""]
+        elif kind == "h2":
+            lines += [f"## {b[1]}", ""]
+        elif kind == "p":
+            lines += [b[1], ""]
+        elif kind == "ul":
+            lines += [f"- {item}" for item in b[1]] + [""]
+        elif kind == "table":
+            lines += ["| " + " | ".join(b[1]) + " |", "|" + "---|" * len(b[1])]
+            lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in b[2]] + [""]
+        elif kind == "img":
+            lines += [f"![{b[2]}]({b[1]})", "", f"*{b[2]}*", ""]
+    return "\n".join(lines)
+
+
+def _inline(text: str) -> str:
+    """Markdown's **bold** and `code` in escaped HTML."""
+    out, parts = html.escape(text), []
+    for i, chunk in enumerate(out.split("**")):
+        parts.append(f"<strong>{chunk}</strong>" if i % 2 else chunk)
+    out = "".join(parts)
+    parts = []
+    for i, chunk in enumerate(out.split("`")):
+        parts.append(f"<code>{chunk}</code>" if i % 2 else chunk)
+    return "".join(parts)
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+img{max-width:100%;border:1px solid #eee}li{margin:2px 0;font-size:0.93em}code{background:#f4f4f4}
+.caption{color:#555;font-size:0.85em}"""
+
+
+def to_html(blocks: list[tuple], out: Path) -> str:
+    """A self-contained page: the figures inlined as base64 PNG."""
+    body = []
+    for b in blocks:
+        kind = b[0]
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{_inline(b[1])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline(b[1])}</p>")
+        elif kind == "ul":
+            body.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in b[1]) + "</ul>")
+        elif kind == "table":
+            head = "".join(f"<th>{_inline(h)}</th>" for h in b[1])
+            rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in b[2])
+            body.append(f"<table><tr>{head}</tr>{rows}</table>")
+        elif kind == "img":
+            data = base64.b64encode((out / b[1]).read_bytes()).decode()
+            body.append(
+                f'<p><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}"></p>'
+                f'<p class="caption">{_inline(b[2])}</p>'
+            )
+    title = html.escape(blocks[0][1]) if blocks else "nextk reproduce"
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{STYLE}</style></head>"
+        f"<body>{''.join(body)}</body></html>\n"
+    )
+
+
+def show(results: dict):
+    from rich.table import Table
+
+    t = Table(title=f"nextk reproduce ({results.get('budget')}): verdicts")
+    t.add_column("claim")
+    t.add_column("verdict")
+    t.add_column("why")
+    for s in results["sections"]:
+        t.add_row(s["title"], MARK[s["verdict"]], s["sentence"])
+    return [t]

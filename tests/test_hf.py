@@ -133,6 +133,22 @@ def test_sample_and_branch_windows_follow_the_model(tiny):
         assert ref.chi_square_pvalue(w[0, j], wins) > 1e-3
 
 
+@pytest.mark.parametrize("v", [3, 300, 1000])
+def test_two_level_sampler_draws_the_softmax(v):
+    """categorical (blocks of 256 tokens, then a token inside the block) against softmax(logits), with
+    zero-probability tokens (never drawn) and a vocabulary that is not a whole number of blocks."""
+    from nextk.models.hf import categorical
+
+    logits = torch.randn(2, v, generator=torch.Generator().manual_seed(v)) * 2
+    logits[0, 1] = logits[1, v - 1] = -float("inf")
+    x = categorical(logits, torch.Generator().manual_seed(1), 60_000)
+    for r in range(2):
+        probs = torch.softmax(logits[r].double(), -1)
+        draws = x[r].unsqueeze(1)
+        assert probs[x[r]].min() > 0
+        assert ref.chi_square_pvalue(draws, {(i,): probs[i].item() for i in range(v) if probs[i] > 0}) > 1e-3
+
+
 def test_advantage_tv_and_boost_equal_enumeration(tiny):
     """The estimators run unchanged on the adapter and equal brute force fed by the plain forward."""
     model, plain = tiny

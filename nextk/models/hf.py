@@ -46,6 +46,7 @@ from nextk.lm import State, check_tokens, normalize_prefix
 from nextk.stats import mean_estimate
 
 LOGIT_BUDGET = 2**26  # logits materialised per forward chunk (elements: 256 MiB of float32)
+BLOCK = 256  # tokens per block of the two-level sampler (`categorical`)
 ATTENTION_BUDGET = 2**24  # query × key scores per row and head in one branched forward
 CONTEXT_ATTRS = ("n_positions", "max_position_embeddings", "n_ctx", "max_seq_len", "seq_length", "max_sequence_length")
 TOKENIZER_FILES = (
@@ -77,17 +78,39 @@ def device_generator(seed: int | torch.Generator | None, device) -> torch.Genera
     return g
 
 
-def categorical(log_probs: Tensor, generator: torch.Generator | None, num: int = 1) -> Tensor:
-    """`num` draws (with replacement) per row from exp(log_probs) (rows, V) → (rows, num), on the rows'
-    device. A generator on another device gives uniforms there (one small copy) and the draw is done by
-    inverting the cumulative distribution on the rows' device."""
-    probs = (log_probs.float() - log_probs.float().amax(-1, keepdim=True)).exp()
-    if generator is None or generator.device == probs.device:
-        return torch.multinomial(probs, num, replacement=True, generator=generator)
-    u = torch.rand(probs.shape[0], num, generator=generator, dtype=torch.float64).to(probs.device)
-    cdf = probs.double().cumsum(-1)
-    idx = torch.searchsorted(cdf, u * cdf[:, -1:])
-    return idx.clamp(max=probs.shape[1] - 1)
+def categorical(logits: Tensor, generator: torch.Generator | None, num: int = 1) -> Tensor:
+    """`num` draws (with replacement) per row from softmax(logits) (rows, V) → (rows, num), on the rows'
+    device; log-probabilities are logits too. Inverse-CDF sampling in two levels, far cheaper at V = 50k
+    than `torch.multinomial` or a full cumulative sum: one uniform per draw picks a block of `BLOCK`
+    tokens by the cumulative block masses (float64), then the token inside it by the block's own
+    cumulative sum; P(token) = P(block) · P(token | block) exactly, and a zero-probability token is
+    never drawn. A generator on another device draws the uniforms there (one small copy)."""
+    rows, v = logits.shape
+    dev = logits.device
+    gen_dev = generator.device if generator is not None else dev
+    u = torch.rand(rows, num, generator=generator, dtype=torch.float64, device=gen_dev).to(dev)
+    z = logits.float()
+    w = (z - z.amax(-1, keepdim=True)).exp_()  # (rows, V), the largest weight is 1
+    full = v // BLOCK  # whole blocks (a view, no copy), then the remainder as one short block
+    mass = w[:, : full * BLOCK].reshape(rows, full, BLOCK).sum(-1)
+    if v > full * BLOCK:
+        mass = torch.cat([mass, w[:, full * BLOCK :].sum(-1, keepdim=True)], 1)
+    cum = mass.double().cumsum(-1)  # (rows, blocks)
+    target = u * cum[:, -1:]
+    b = torch.searchsorted(cum, target, right=True).clamp_(max=cum.shape[1] - 1)  # (rows, num)
+    before = torch.where(b > 0, cum.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(target))
+    share = ((target - before) / (cum.gather(1, b) - before)).clamp_(0, 1 - 1e-12)  # uniform inside the block
+    cols = b.unsqueeze(-1) * BLOCK + torch.arange(BLOCK, device=dev)  # (rows, num, BLOCK)
+    inside = w.gather(1, cols.clamp(max=v - 1).view(rows, -1)).view(rows, num, BLOCK) * (cols < v)
+    inner = inside.cumsum(-1, dtype=torch.float64)
+    j = torch.searchsorted(inner, (share * inner[..., -1]).unsqueeze(-1), right=True).squeeze(-1)
+    return (b * BLOCK + j.clamp_(max=BLOCK - 1)).clamp_(max=v - 1)
+
+
+def picked_log_probs(logits: Tensor, tokens: Tensor) -> Tensor:
+    """log softmax(logits)[tokens] in float64 without a float64 copy of the whole (…, V) tensor beyond one
+    logsumexp: logits (…, V), tokens (…, num) → (…, num)."""
+    return logits.gather(-1, tokens).double() - torch.logsumexp(logits.double(), dim=-1, keepdim=True)
 
 
 def _cache_tensors(cache) -> list[tuple[Tensor, Tensor]]:
@@ -340,8 +363,7 @@ class HuggingFace(nn.Module):
             return torch.zeros(x.shape[0], dtype=torch.float64, device=self.device)
         out = []
         for c in self._chunks(x):
-            lp = torch.log_softmax(self.logits(c).double(), dim=-1)
-            out.append(lp.gather(-1, c.to(self.device).unsqueeze(-1)).squeeze(-1).sum(1))
+            out.append(picked_log_probs(self.logits(c), c.to(self.device).unsqueeze(-1)).squeeze(-1).sum(1))
         return torch.cat(out)
 
     # ---- incremental decoding (the State contract) ----------------------------------------------------
@@ -418,8 +440,7 @@ class HuggingFace(nn.Module):
         res = self.hf(input_ids=ids, position_ids=pos, use_cache=True)
         cache = res.past_key_values
         for t in range(prefix.shape[1], length):
-            lp = torch.log_softmax(res.logits[:, -1, : self.vocab_size].double(), dim=-1)
-            out[:, t] = categorical(lp, g)[:, 0]
+            out[:, t] = categorical(res.logits[:, -1, : self.vocab_size], g)[:, 0]
             if t + 1 < length:
                 res = self.hf(
                     input_ids=out[:, t : t + 1],
@@ -464,9 +485,9 @@ class HuggingFace(nn.Module):
         groups, q_len = num // draws, s_count * draws
         ids = torch.cat([torch.full((b, 1), self.bos_token_id, dtype=torch.long, device=dev), x[:, :t0]], 1)
         out = self.hf(input_ids=ids, position_ids=torch.arange(t0 + 1, device=dev).expand(b, -1), use_cache=True)
-        lp0 = torch.log_softmax(out.logits[:, starts, : self.vocab_size].double(), dim=-1)  # (B, S, V)
-        tok = categorical(lp0.reshape(b * s_count, -1), g, num).reshape(b, s_count, num)
-        total = lp0.gather(-1, tok) if return_log_probs else None
+        logits0 = out.logits[:, starts, : self.vocab_size]  # (B, S, V): q(· | x_{<i}) for every start
+        tok = categorical(logits0.reshape(b * s_count, -1), g, num).reshape(b, s_count, num)
+        total = picked_log_probs(logits0, tok) if return_log_probs else None
         windows = [tok]
         if k > 1:
             # rows (document, group): group-major inside each document; queries (start, draw) start-major
@@ -491,10 +512,10 @@ class HuggingFace(nn.Module):
                     use_cache=True,
                 )
                 cache = res.past_key_values
-                lp = torch.log_softmax(res.logits[..., : self.vocab_size].double(), dim=-1)  # (B·G, Q, V)
-                nxt = categorical(lp.reshape(b * groups * q_len, -1), g)[:, 0].reshape(b * groups, q_len)
+                logits = res.logits[..., : self.vocab_size]  # (B·G, Q, V)
+                nxt = categorical(logits.reshape(b * groups * q_len, -1), g)[:, 0].reshape(b * groups, q_len)
                 if return_log_probs:
-                    picked = lp.gather(-1, nxt.unsqueeze(-1)).squeeze(-1)
+                    picked = picked_log_probs(logits, nxt.unsqueeze(-1)).squeeze(-1)
                     total = total + _ungroup(picked, b, groups, s_count, draws)
                 windows.append(_ungroup(nxt, b, groups, s_count, draws))
         w = torch.stack(windows, -1)  # (B, S, num, k)
@@ -544,8 +565,8 @@ def paired_advantages(
         raise InputError("no documents to measure the advantage on")
     device = getattr(q, "device", torch.device("cpu"))
     g = device_generator(seed, device) if hasattr(q, "branch_windows") else _cpu_generator(seed)
-    if batch_docs is None:
-        batch_docs = max(1, 2**16 // (m * max(1, n)))
+    if batch_docs is None:  # bounded token rows and logits per forward
+        batch_docs = max(1, min(2**16 // (m * max(1, n)), LOGIT_BUDGET // (m * q.vocab_size)))
     per = {name: torch.zeros(num_docs, m, dtype=torch.float64) for name in distinguishers}
     starts = torch.arange(m)
     for lo in range(0, num_docs, batch_docs):

@@ -74,7 +74,6 @@ def trained_on(checkpoint: str) -> dict | None:
 def run(cfg: Config, out: Path | None = None, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
     if out is not None:
         prepare(out, cfg, force_new=force_new)
-        log(f"nextk eval → [bold]{out}[/bold]")
     if cfg.checkpoint.startswith(HF):
         res = run_text(cfg, log=log, progress=progress)
     else:

@@ -1,0 +1,173 @@
+"""Advantage estimation on a Hugging Face causal LM (paired Monte Carlo, every start of every document):
+windows judged per second by `nextk.models.hf.paired_advantages` against the loop a user would write
+with `transformers`, and the model tokens/s of that estimator as a fraction of the model's raw batched
+forward tokens/s in the same run.
+
+Model: a GPT-2 built from its config (random weights, nothing downloaded): 4 layers, width 256, 4
+heads, vocabulary 50,257, context 128 (≈ 16M parameters, most of them the 50,257-row head).
+Documents: 16 of n = 64 random tokens, k = 4, so m = 61 starts and 976 windows; the distinguisher is
+"the window's token sum is even" (cheap, so the model's work is what is timed).
+
+- nextk: `paired_advantages`: per batch of documents one teacher-forced pass along the prefixes, then
+  k − 1 forwards that read the latest token of every start's window at once (branched decoding with a
+  4-D attention mask), judged in one call per batch. Model tokens per document: m·k.
+- Baseline, the plain transformers loop: per document one forward with `use_cache=True`; per start i
+  the cache cut to its first i + 1 slots (a copy of the tensors), the window's first token drawn from
+  the logits at slot i, then k − 1 single-token forwards reusing past_key_values; true and sampled
+  windows judged in one call per document. Timed on 4 documents (its rate does not depend on how many).
+- Limit: model tokens/s of nextk (m·k per document) ÷ `model(input_ids)` tokens/s on a (16, 64) batch
+  and on a (976, 4) batch, the better of the two.
+
+Run: .venv/bin/python benchmarks/hf_advantage.py      (BENCH_SMALL=1 or --small: a quick check)
+     .venv/bin/python benchmarks/hf_advantage.py --device cuda --model gpt2   (a GPU and a real model)
+"""
+
+import sys
+
+import torch
+from common import best_of, fmt, setup, size
+
+from nextk.distinguishers.checks import clip
+from nextk.distinguishers.text import window_tokens
+from nextk.stats import mean_estimate
+
+HEADER = (
+    "| advantage on an HF model, paired | nextk | plain transformers loop | ratio | model tok/s ÷ raw forward tok/s "
+    "| estimates |\n|---|---|---|---|---|---|"
+)
+
+
+def even_sum(x, start, k):
+    """1 iff the window's token ids sum to an even number (reads the window only)."""
+    x, starts = clip(x, start, k)
+    return window_tokens(x, starts, k).sum(1) % 2 == 0
+
+
+def option(name: str, default=None):
+    """`--name value` from the command line."""
+    flag = f"--{name}"
+    return sys.argv[sys.argv.index(flag) + 1] if flag in sys.argv[:-1] else default
+
+
+def build(layers: int, width: int, vocab: int, context: int, device: str = "cpu"):
+    """A randomly initialised GPT-2 saved and loaded back through HuggingFace.from_pretrained."""
+    import tempfile
+
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    from nextk.models.hf import HuggingFace
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        cfg = GPT2Config(
+            n_layer=layers,
+            n_embd=width,
+            n_head=4,
+            vocab_size=vocab,
+            n_positions=context,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+        model = AutoModelForCausalLM.from_config(cfg)
+    folder = tempfile.mkdtemp(prefix="nextk-bench-gpt2-")
+    model.save_pretrained(folder)
+    return HuggingFace.from_pretrained(folder, device=device)
+
+
+@torch.no_grad()
+def plain_loop(hf, bos: int, d, x: torch.Tensor, k: int, seed: int):
+    """The baseline a transformers user writes: one cached forward per document, the cache cut per start,
+    k − 1 single-token steps per window."""
+    from transformers import DynamicCache
+
+    dev = next(hf.parameters()).device
+    g = torch.Generator(device=dev).manual_seed(seed)
+    x = x.to(dev)
+    n = x.shape[1]
+    m = n - k + 1
+    per = []
+    for doc in x:
+        ids = torch.cat([torch.tensor([bos], device=dev), doc[: m - 1]])[None]
+        out = hf(input_ids=ids, use_cache=True)
+        layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        fake = doc.repeat(m, 1)
+        for i in range(m):
+            cache = DynamicCache([(kk[:, :, : i + 1].clone(), vv[:, :, : i + 1].clone()) for kk, vv in layers])
+            probs = torch.softmax(out.logits[0, i].double(), -1)
+            tok = torch.multinomial(probs, 1, generator=g)
+            fake[i, i] = tok[0]
+            for j in range(1, k):
+                res = hf(
+                    input_ids=tok[None],
+                    past_key_values=cache,
+                    position_ids=torch.tensor([[i + j]], device=dev),
+                    use_cache=True,
+                )
+                cache = res.past_key_values
+                tok = torch.multinomial(torch.softmax(res.logits[0, -1].double(), -1), 1, generator=g)
+                fake[i, i + j] = tok[0]
+        starts = torch.arange(m, device=dev)
+        per.append((d(doc.repeat(m, 1), starts, k).double() - d(fake, starts, k).double()).mean().cpu())
+    return mean_estimate(torch.stack(per), "plain transformers loop")
+
+
+@torch.no_grad()
+def raw_forward(hf, vocab: int, batch: int, length: int, repeats: int) -> float:
+    dev = next(hf.parameters()).device
+    x = torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(0)).to(dev)
+
+    def forward():
+        out = hf(input_ids=x, use_cache=False).logits
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        return out
+
+    t, _ = best_of({"f": forward}, repeats, rounds=1)["f"]
+    return batch * length / t
+
+
+def main(k=None, docs=None, length=None, base_docs=None, repeats=None):
+    setup()
+    from nextk.models.hf import paired_advantages
+
+    k, docs, length = k or size(4, 2), docs or size(16, 4), length or size(64, 16)
+    base_docs, repeats = base_docs or size(4, 2), repeats or 1
+    layers, width, vocab = size(4, 2), size(256, 64), size(50257, 1000)
+    device, name = option("device", "cpu"), option("model")
+    if name is None:
+        q = build(layers, width, vocab, max(128, length), device)
+        label = f"GPT-2 {layers}×{width}, V={vocab:,}"
+    else:
+        from nextk.models.hf import HuggingFace
+
+        q = HuggingFace.from_pretrained(name, device=device)
+        vocab, label = q.vocab_size, f"{q.name}, V={q.vocab_size:,}"
+    x = torch.randint(1, vocab, (docs, length), generator=torch.Generator().manual_seed(1))
+    d = even_sum
+    m = length - k + 1
+    fast = lambda: paired_advantages({"d": d}, q, x, k, seed=0)["d"]  # noqa: E731
+    loop = lambda: plain_loop(q.hf, q.bos_token_id, d, x[:base_docs], k, 0)  # noqa: E731
+    t = best_of({"nextk": fast, "loop": loop}, repeats, warmup=False)
+    w_fast, w_loop = docs * m / t["nextk"][0], base_docs * m / t["loop"][0]
+    tokens = docs * m * k  # m prefix positions + m·(k − 1) window tokens per document
+    rate = tokens / t["nextk"][0]
+    raw = max(raw_forward(q.hf, vocab, docs, length, repeats), raw_forward(q.hf, vocab, docs * m, k, repeats))
+    frac = rate / raw
+    r = w_fast / w_loop
+    print(
+        f"| {label} ({q.num_parameters / 1e6:.1f}M params, {device}), n={length}, k={k}, "
+        f"{docs} docs, {docs * m:,} windows | {fmt(w_fast)} windows/s | {fmt(w_loop)} windows/s | **{r:.1f}×** "
+        f"| {fmt(rate)} ÷ {fmt(raw)} = **{frac:.2f}** | {t['nextk'][1].value:+.3f} vs {t['loop'][1].value:+.3f} |"
+    )
+    print(
+        f"  {k} model tokens per window ({m} prefix positions + {m * (k - 1)} window tokens per document); "
+        f"raw forward = best of `model(input_ids)` on ({docs}, {length}) and ({docs * m}, {k}); at the raw rate the "
+        f"limit is {fmt(raw / k)} windows/s; baseline timed on {base_docs} documents; {device}, "
+        f"{torch.get_num_threads()} CPU threads"
+    )
+    return {"ratio": r, "fraction": frac, "windows_per_s": w_fast, "raw_tokens_per_s": raw}
+
+
+if __name__ == "__main__":
+    print(HEADER)
+    main()

@@ -138,8 +138,8 @@ def eval_cmd(
     distinguisher: list[str] = typer.Option(
         None, help="hf: a built-in text statistic or module:function; repeatable or comma list (default: built-ins)"
     ),
-    length: int = typer.Option(64, help="hf: tokens per document (a window of the text)"),
-    stride: int = typer.Option(None, help="hf: tokens between document starts (default: --length)"),
+    doc_length: int = typer.Option(64, help="hf: tokens per document (a window of the text)"),
+    stride: int = typer.Option(None, help="hf: tokens between document starts (default: --doc-length)"),
     device: str = typer.Option("cpu", help="hf: cpu | cuda | cuda:N (the model and the estimators' tensors)"),
     dtype: str = typer.Option(None, help="hf: float32 (default) | bfloat16 | float16 | auto"),
     seed: int = SEED,
@@ -159,7 +159,7 @@ def eval_cmd(
             checkpoint,
             text=text,
             distinguishers=specs,
-            length=length,
+            length=doc_length,
             stride=stride,
             device=device,
             dtype=dtype,

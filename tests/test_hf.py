@@ -361,7 +361,7 @@ def test_smc_on_a_generic_model_and_adaptive_particles():
 def test_eval_command_on_real_text(with_tokenizer, tmp_path, monkeypatch):
     (tmp_path / "userd2.py").write_text("def never(x, start, k):\n    return x[:, 0] < 0\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    fast = "--num-docs 24 --learned-steps 10 --learned-docs 32 --length 12"
+    fast = "--num-docs 24 --learned-steps 10 --learned-docs 32 --doc-length 12"
     res = cli_json(
         f"eval hf:{with_tokenizer} --k 1,3 {fast} --distinguisher repeated_bigram,prefix_copy "
         f"--distinguisher userd2:never --out {tmp_path / 'run'}"
@@ -381,11 +381,11 @@ def test_eval_command_on_real_text(with_tokenizer, tmp_path, monkeypatch):
 def test_eval_command_bad_input(with_tokenizer, tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("Too short.\n")
-    r = cli(f"eval hf:{with_tokenizer} --text {short} --length 12")
+    r = cli(f"eval hf:{with_tokenizer} --text {short} --doc-length 12")
     assert r.exit_code == 2 and "no text is as long as one document" in r.output
-    r = cli(f"eval hf:{with_tokenizer} --k 40 --length 12")
+    r = cli(f"eval hf:{with_tokenizer} --k 40 --doc-length 12")
     assert r.exit_code == 2 and "longer than the model's context of 32 tokens" in r.output
     r = cli(f"eval hf:{tmp_path}")
     assert r.exit_code == 2 and "holds no Hugging Face model" in r.output
-    r = cli(f"eval hf:{with_tokenizer} --distinguisher nosuchmod:f --length 12 --k 1")
+    r = cli(f"eval hf:{with_tokenizer} --distinguisher nosuchmod:f --doc-length 12 --k 1")
     assert r.exit_code == 2 and "cannot import" in r.output

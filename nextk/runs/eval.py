@@ -137,10 +137,10 @@ def check_windows(ks, length: int, context: int | None) -> None:
         if context is not None and k > context:
             raise InputError(f"window size k={k} is longer than the model's context of {context} tokens")
     if context is not None and length > context:
-        raise InputError(f"documents of --length {length} tokens exceed the model's context of {context} tokens")
+        raise InputError(f"documents of --doc-length {length} tokens exceed the model's context of {context} tokens")
     for k in ks:
         if k > length:
-            raise InputError(f"window size k={k} is longer than the documents (--length {length} tokens)")
+            raise InputError(f"window size k={k} is longer than the documents (--doc-length {length} tokens)")
 
 
 def distinguishers_for(cfg: Config, vocab_size: int, k: int, fit_docs) -> dict:
@@ -186,7 +186,7 @@ def run_text(cfg: Config, *, log=quiet, progress: bool = False) -> dict:
     if measure.num_documents == 0 or fit.num_documents == 0:
         raise InputError(
             f"{corpus.path}: too little text to split into fit and measure parts of documents of {cfg.length} tokens "
-            f"({corpus.num_documents} documents in all): give more text or a shorter --length"
+            f"({corpus.num_documents} documents in all): give more text or a shorter --doc-length"
         )
     docs = measure.documents(min(cfg.num_docs, measure.num_documents), seed=cfg.seed + 1)
     fit_docs = fit.documents(min(4096, fit.num_documents), seed=cfg.seed + 2)

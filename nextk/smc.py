@@ -140,7 +140,7 @@ def block_log_z(boosted, x: Tensor, *, particles: int = 1024, seed: int | torch.
     blocks = [s for s in boosted.block_starts if s <= x.shape[1]]
     outs = [log_mean_exp(log_weights(boosted, x[:, :s], propose(q, x[:, :s], k, particles, g))) for s in blocks]
     if not outs:
-        empty = torch.zeros(x.shape[0], 0, dtype=torch.float64)
+        empty = torch.zeros(x.shape[0], 0, dtype=torch.float64, device=x.device)
         return empty, empty.clone(), empty.clone()
     return tuple(torch.stack([o[i] for o in outs], 1) for i in range(3))
 

@@ -239,9 +239,11 @@ def run_text(cfg: Config, *, log=quiet, progress: bool = False) -> dict:
 
 
 def show(results: dict) -> list:
-    """The text panel as a table (the source panel prints as it runs)."""
+    """What `nextk eval` prints: the panel as a table (a source's: nextk.runs.plots.model_table)."""
     if results.get("kind") != "text":
-        return []
+        from nextk.runs.plots import model_table
+
+        return [model_table(results, results["source"])]
     from rich.table import Table
 
     from nextk.stats import fmt

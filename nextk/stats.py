@@ -57,7 +57,7 @@ def fmt(e: Estimate | dict | None, digits: int = 4, *, signed: bool = False, det
     d = e.to_dict() if isinstance(e, Estimate) else e
     spec = f"{'+' if signed else ''}.{digits}f"
     num = lambda x: "nan" if x is None else format(x, spec)  # noqa: E731
-    if d.get("stderr") == 0:
+    if d.get("stderr") == 0 and not d.get("n"):  # exact(): no samples; a sampled zero spread keeps its n
         out = f"{num(d['value'])} (exact)"
         return out[:-1] + f", {d['method']})" if detail else out
     out = f"{num(d['value'])} [{num(d['low'])}, {num(d['high'])}]"

@@ -163,6 +163,7 @@ def search_rows(res: dict, config: dict) -> list[dict]:
         row |= {"theoretical_max_start": r.get("theoretical_max_start"), "departs": r.get("departs")}
         row["two_sizes"] = None if r.get("sizes_tried") is None else r["sizes_tried"] == 2
         row["parameters"] = (r.get("parameters") or {}).get(str(stop))
+        row["model_name"] = f"{config.get('family')} j={stop}"  # the output: size index j of the schedule
         row["bit_size"] = None if not bits else 1 + bits[0] + bits[1]
         meas = (r.get("measurement") or {}).get(str(stop))
         panel = panel_rows(meas)[0] if meas and meas.get("windows") else {"k": r.get("k")}

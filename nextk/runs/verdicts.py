@@ -148,7 +148,7 @@ def slope(xs: list[float], ys: list[float]) -> dict | None:
 
 
 def model_label(r: dict) -> str:
-    name = r.get("model_name") or f"{r.get('family', 'model')}-{r.get('size', '?')}"
+    name = r.get("model_name") or "-".join(str(x) for x in (r.get("family") or "model", r.get("size")) if x is not None)
     src = r.get("source_name") or r.get("source") or "source"
     return f"{name} on {src} (n={r.get('length')})"
 
@@ -650,7 +650,8 @@ def lemma4(rows: list[dict], promised: float = PROMISED) -> dict:
             "lemma4", title, claim, [], verdict=NOT_SHOWN, figure=figure, sentence="no run of Algorithm 1 finished"
         )
     verdict = combine(checks)
-    sentence = f"{len(groups)} settings, {len(checks)} checks: {tally(checks)}. " + " ".join(
+    plural = "setting" if len(groups) == 1 else "settings"
+    sentence = f"{len(groups)} {plural}, {len(checks)} checks: {tally(checks)}. " + " ".join(
         c["sentence"] for c in checks if c.get("kind") == "two_sizes"
     )
     return section("lemma4", title, claim, checks, verdict=verdict, sentence=sentence, figure=figure)

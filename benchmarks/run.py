@@ -10,11 +10,17 @@ import common
 import hmm_throughput
 import train_throughput
 
+try:  # the Hugging Face row needs the hf extra
+    import hf_advantage
+except ImportError:
+    hf_advantage = None
+
 BENCHMARKS = {
     "HMM log-probability": hmm_throughput,
     "GRU training": train_throughput,
     "Advantage estimation": advantage_throughput,
     "Boosted conditionals": boost_trie,
+    **({"Advantage on a Hugging Face model": hf_advantage} if hf_advantage else {}),
 }
 
 if __name__ == "__main__":

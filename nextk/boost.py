@@ -8,6 +8,12 @@ S_r = {s ≡ r (mod k), s ≤ m−1}, and
 `Boosted` wraps q (no copy, no retraining) and is itself a LanguageModel: exact conditionals by one
 trie of depth k per block, exact log-probabilities, exact rejection sampling. `boost` chooses (r, η)
 on samples of p when they are not given, and reports the gain Δ against Lemma 1's guarantee.
+
+The step η may be infinite. When d accepts every true window of p in the blocks (a checker of p's own
+rules), Δ(η) increases without bound in η toward the rejection limit: η → +∞ conditions q's blocks on
+d = 1, and Δ∞ = −Σ_s E_p log P_q(d = 1 | x_{<s}). `boost` then reports that limit (η = +∞, a
+`Boosted` that conditions), never a bound of the search; symmetrically η → −∞ when d rejects every
+true window. Otherwise the maximum is interior and Δ'(η) = 0 there (`choose_eta`).
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from nextk.advantage import judge_all_windows, sample_windows, window_log_probs
 from nextk.bounds import check_window
 from nextk.errors import MAX_ENUMERATION, InputError, check_enumeration
 from nextk.lm import State, check_tokens, gather_log_prob, make_generator, sample_by_steps, states_along
+from nextk.measure import batched_log_prob
 from nextk.stats import mean_estimate
 
-ETA_MAX = 20.0  # |η| searched within [−ETA_MAX, ETA_MAX]; Δ saturates long before for checkers of p
+ETA_BRACKET = 2.0**20  # the root of Δ'(η) is bracketed by doubling up to this |η| (a finite maximum lies far below)
 LOW_ACCEPTANCE = 0.02  # below this guaranteed acceptance exp(−|η|), "auto" samples from the trie
 
 
@@ -65,6 +72,28 @@ class Boosted:
     def __repr__(self) -> str:
         return f"Boosted(k={self.k}, offset={self.offset}, eta={self.eta:.4g}, blocks={self.block_starts})"
 
+    # ---- the block weight e^{η d}, including the limits η = ±∞ ----------------------------------------
+    def weight(self, dd: Tensor) -> Tensor:
+        """log of the block weight: η·d for a finite η; for η = +∞ the conditioning limit log 1[d = 1]
+        (0 or −∞), for η = −∞ log 1[d = 0]. The normaliser Z_s (the trie root) follows the same convention,
+        so every conditional and log q̄' is exact in the limit too."""
+        dd = dd.double()
+        if math.isfinite(self.eta):
+            return self.eta * dd
+        keep = dd > 0 if self.eta > 0 else dd <= 0
+        return torch.where(keep, 0.0, -math.inf).double()
+
+    def _log_accept(self, dd: Tensor) -> Tensor:
+        """log of the rejection sampler's acceptance probability: weight − its maximum over d ∈ {0, 1}."""
+        top = max(self.eta, 0.0) if math.isfinite(self.eta) else 0.0
+        return self.weight(dd) - top
+
+    def _log_z(self, beta: Tensor) -> Tensor:
+        """log Z_s from β_s = E_q d, in the convention of `weight`."""
+        if math.isfinite(self.eta):
+            return log_z(self.eta, beta)
+        return (beta if self.eta > 0 else 1 - beta).clamp(0, 1).log()
+
     # ---- the trie ----------------------------------------------------------------------------------
     def trie(self, q_state: State, prefix: Tensor, starts: int | Tensor | None = None) -> Tensor:
         """Φ of every trie node for the blocks starting after each row's prefix, levels flattened:
@@ -73,7 +102,7 @@ class Boosted:
         v, k, b = self.vocab_size, self.k, prefix.shape[0]
         check_enumeration(b * v**k, f"boosted trie ({b} blocks × {v}^{k} windows)")
         starts = prefix.shape[1] if starts is None else starts
-        leaf = window_log_probs(self.q, q_state, k) + self.eta * judge_all_windows(self.d, prefix, starts, k, v)
+        leaf = window_log_probs(self.q, q_state, k) + self.weight(judge_all_windows(self.d, prefix, starts, k, v))
         levels = [leaf]  # (B, V^k): log q(w|x_{<s}) + η d
         for _ in range(k):
             levels.insert(0, torch.logsumexp(levels[0].reshape(b, -1, v), dim=-1))
@@ -82,7 +111,7 @@ class Boosted:
     def tries(self, q_state: State, prefix: Tensor, starts: Tensor) -> Tensor:
         """`trie` for many rows in chunks that each fit the enumeration budget (one batched pass when
         they all fit): rows may be at different positions (the State contract)."""
-        per = max(1, MAX_ENUMERATION // self.vocab_size**self.k)
+        per = max(1, (MAX_ENUMERATION // 4) // self.vocab_size**self.k)  # judged windows: rows·V^k × width ints
         if len(starts) <= per:
             return self.trie(q_state, prefix, starts)
         chunks = [slice(i, i + per) for i in range(0, len(starts), per)]
@@ -153,7 +182,7 @@ class Boosted:
             return out
         log_z = phi[:, 0].reshape(len(starts), -1)  # (blocks, B): the root of each trie
         for i, s in enumerate(starts):
-            out += self.eta * self.d(x[:, : s + self.k], s, self.k).double() - log_z[i]
+            out += self.weight(self.d(x[:, : s + self.k], s, self.k)) - log_z[i]
         return out
 
     def start(self, batch: int) -> State:
@@ -229,9 +258,7 @@ class Boosted:
                 while len(pending):
                     w = sample_windows(self.q, state[pending], self.k, g)
                     dd = self.d(torch.cat([out[pending, :t], w], dim=1), t, self.k).double()
-                    ok = torch.rand(len(pending), generator=g, dtype=torch.float64) < torch.exp(
-                        self.eta * dd - max(self.eta, 0.0)
-                    )
+                    ok = torch.rand(len(pending), generator=g, dtype=torch.float64) < self._log_accept(dd).exp()
                     window[pending[ok]] = w[ok]
                     proposals, accepted = proposals + len(pending), accepted + int(ok.sum())
                     pending = pending[~ok]
@@ -264,9 +291,10 @@ class Boosted:
             dd = self.d(torch.cat([x[:, :s].repeat_interleave(num_windows, 0), w], 1), s, self.k).double()
             beta = dd.reshape(-1, num_windows).mean(1)
             se_beta = dd.reshape(-1, num_windows).std(1) / math.sqrt(num_windows)
-            lz = log_z(self.eta, beta)
-            out += self.eta * self.d(x[:, : s + self.k], s, self.k).double() - lz
-            var += (math.expm1(self.eta) * se_beta / lz.exp()) ** 2
+            lz = self._log_z(beta)
+            out += self.weight(self.d(x[:, : s + self.k], s, self.k)) - lz
+            slope = math.expm1(self.eta) / lz.exp() if math.isfinite(self.eta) else 1 / lz.exp()  # |d log Z / dβ|
+            var += (slope * se_beta) ** 2
         return out, var.sqrt()
 
 
@@ -275,14 +303,38 @@ def _unprefix(state: State, prefix: str) -> State:
 
 
 @dataclass(frozen=True)
+class EtaChoice:
+    """The step that maximises the mean gain on the fitting documents (`choose_eta`).
+
+    kind: "interior" (a finite η with Δ'(η) = 0 to solver precision), "limit +inf" / "limit -inf" (d
+    accepts / rejects every true window: Δ rises toward the rejection limit and η = ±∞ conditions q on
+    d = 1 / d = 0), or "flat" (d is constant on the true and on q's windows: Δ ≡ 0, η = 0)."""
+
+    eta: float
+    kind: str
+    gain: float  # mean Δ per document at η on the fitting documents (the limit Δ±∞ for a limit)
+    derivative: float  # Δ'(η) there: ≈ 0 at an interior maximum; 0⁺ approaching a limit
+
+    def to_dict(self) -> dict:
+        return {
+            "eta": self.eta if math.isfinite(self.eta) else None,
+            "kind": self.kind,
+            "gain_fit": self.gain if math.isfinite(self.gain) else None,
+            "derivative_fit": self.derivative,
+        }
+
+
+@dataclass(frozen=True)
 class OffsetReport:
-    """How one offset r does: its advantage α_r, the chosen η, the achieved gain Δ (held-out
-    documents) and Lemma 1's guarantee |S_r|·α_r²/4 with the gain actually achieved at η = α_r/2."""
+    """How one offset r does: its advantage α_r, the chosen η (`eta_choice`: interior or a limit), the
+    achieved gain Δ (held-out documents) and Lemma 1's guarantee |S_r|·α_r²/4 with the gain actually
+    achieved at η = α_r/2."""
 
     offset: int
     blocks: int
     alpha: dict
-    eta: float
+    eta: float | None  # None when the choice is a limit η = ±∞ (see eta_choice["kind"])
+    eta_choice: dict
     gain: dict
     lemma1_guarantee: float
     gain_at_half_alpha: dict
@@ -319,21 +371,67 @@ def window_statistics(
 
 
 def gain_per_doc(eta: float, D: Tensor, beta: Tensor, blocks: list[int]) -> Tensor:
-    """Δ per document: Σ_{s∈S_r} [η d(x_{<s}, x_{s:s+k}) − log Z_s(x_{<s})] (docs/theory.md §4)."""
-    return (eta * D[:, blocks] - log_z(eta, beta[:, blocks])).sum(1)
+    """Δ per document: Σ_{s∈S_r} [η d(x_{<s}, x_{s:s+k}) − log Z_s(x_{<s})] (docs/theory.md §4). At η = +∞
+    the limit Σ_s [log 1[d = 1] − log β_s] (−∞ for a document whose true window d rejects), at η = −∞
+    Σ_s [log 1[d = 0] − log(1 − β_s)]."""
+    D, beta = D[:, blocks], beta[:, blocks]
+    if math.isfinite(eta):
+        return (eta * D - log_z(eta, beta)).sum(1)
+    keep, mass = (D > 0, beta) if eta > 0 else (D <= 0, 1 - beta)
+    return torch.where(keep, -mass.clamp(0, 1).log(), -math.inf).sum(1)
+
+
+def gain_derivative(eta: float, D: Tensor, beta: Tensor, blocks: list[int]) -> float:
+    """Δ'(η) of the mean gain: mean over documents of Σ_s [D_s − β_s e^η / Z_s] — decreasing in η (Δ is
+    concave), so its root is the maximum."""
+    D, beta = D[:, blocks], beta[:, blocks].clamp(0, 1)
+    tilted = torch.exp(eta + beta.log() - log_z(eta, beta))  # β e^η / Z: q's mass on d = 1 after tilting
+    return (D - tilted).sum(1).mean().item()
+
+
+def choose_eta(D: Tensor, beta: Tensor, blocks: list[int]) -> EtaChoice:
+    """argmax_η of the mean gain (a 1-D concave maximisation, log Z convex in η). Returns the limit
+    η = ±∞ with Δ±∞ when d accepts (rejects) every true window — then Δ'(η) > 0 (< 0) for every finite
+    η and no finite step is a maximum — and otherwise the root of Δ'(η), bracketed by doubling and
+    solved by Brent's method."""
+    from scipy.optimize import brentq
+
+    Db, bb = D[:, blocks], beta[:, blocks]
+    if bool((Db > 0).all()) or bool((Db <= 0).all()):
+        up = bool((Db > 0).all())
+        if bool(((bb >= 1) if up else (bb <= 0)).all()):  # q agrees with p about d everywhere: Δ ≡ 0
+            return EtaChoice(0.0, "flat", 0.0, 0.0)
+        eta = math.inf if up else -math.inf
+        return EtaChoice(eta, f"limit {'+' if up else '-'}inf", gain_per_doc(eta, D, beta, blocks).mean().item(), 0.0)
+    slope = lambda e: gain_derivative(e, D, beta, blocks)  # noqa: E731
+    s0 = slope(0.0)
+    if s0 == 0:
+        return EtaChoice(0.0, "interior", 0.0, 0.0)
+    sign = 1.0 if s0 > 0 else -1.0
+    lo, hi = 0.0, sign
+    while slope(hi) * sign > 0:
+        if abs(hi) >= ETA_BRACKET:  # only when q gives d's side zero mass where p's true window is
+            eta = sign * math.inf
+            return EtaChoice(eta, f"limit {'+' if sign > 0 else '-'}inf", math.inf, slope(hi))
+        lo, hi = hi, 2 * hi
+    eta = brentq(slope, min(lo, hi), max(lo, hi), xtol=1e-12, rtol=1e-12)
+    return EtaChoice(float(eta), "interior", gain_per_doc(eta, D, beta, blocks).mean().item(), slope(eta))
 
 
 def best_eta(D: Tensor, beta: Tensor, blocks: list[int]) -> float:
-    """argmax_η of the mean gain: a 1-D concave maximisation (log Z is convex in η)."""
-    from scipy.optimize import minimize_scalar
+    """The η of `choose_eta` (±inf for a limit)."""
+    return choose_eta(D, beta, blocks).eta
 
-    res = minimize_scalar(
-        lambda e: -gain_per_doc(e, D, beta, blocks).mean().item(),
-        bounds=(-ETA_MAX, ETA_MAX),
-        method="bounded",
-        options={"xatol": 1e-7},
-    )
-    return float(res.x)
+
+def gain_estimate(eta: float, D: Tensor, beta: Tensor, blocks: list[int], method: str) -> dict:
+    """Δ at η on documents (D, β) with its interval; a limit that some document makes −∞ (d rejects its
+    true window, so the conditioned model gives it probability 0) is reported as −∞ with that count."""
+    per = gain_per_doc(eta, D, beta, blocks)
+    bad = int(torch.isneginf(per).sum())
+    if bad:
+        out = {"value": None, "stderr": None, "low": None, "high": None, "n": len(per), "method": method}
+        return {**out, "documents_with_zero_probability": bad}
+    return mean_estimate(per, method).to_dict()
 
 
 def boost(
@@ -351,9 +449,11 @@ def boost(
     """Boost q with distinguisher d at window k (Lemmas 1–2).
 
     With `offset` and `eta` both given nothing is searched (`p` is not needed; `length` or `p` gives
-    the document length). Otherwise each offset r is tried: η maximises the gain Δ(r, η) on
-    `num_docs` documents of p, Δ is reported with its interval on `num_docs` other documents, and the
-    best r is kept. `result.search_` lists every offset's α_r, η, Δ and Lemma 1's guarantee.
+    the document length; η may be ±inf, the conditioning limits). Otherwise each offset r is tried: η
+    maximises the gain Δ(r, η) on `num_docs` documents of p (`choose_eta`: an interior maximum, or the
+    limit η = ±∞ when Δ rises without bound toward it), Δ is reported with its interval on `num_docs`
+    other documents, and the best r is kept. `result.search_` lists every offset's α_r, η (with its
+    kind and Δ'(η) on the fitting documents), Δ and Lemma 1's guarantee.
     """
     n = p.length if p is not None else length
     if n is None:
@@ -367,10 +467,16 @@ def boost(
     fit_x, test_x = p.sample(num_docs, generator=g), p.sample(num_docs, generator=g)
     *fit, how = window_statistics(p, q, d, k, fit_x, generator=g)
     *test, _ = window_statistics(p, q, d, k, test_x, generator=g)
-    reports = []
+    reports, choices = [], {}
     for r in [offset] if offset is not None else range(min(k, m)):
         blocks = list(range(r, m, k))
-        e = best_eta(*fit, blocks) if eta is None else float(eta)
+        if eta is None:
+            choice = choose_eta(*fit, blocks)
+        else:
+            e = float(eta)
+            fitted = gain_per_doc(e, *fit, blocks).mean().item()
+            choice = EtaChoice(e, "given", fitted, gain_derivative(e, *fit, blocks))
+        choices[r] = choice
         alpha = mean_estimate((test[0][:, blocks] - test[1][:, blocks]).mean(1), f"held-out p documents, {how}")
         half = alpha.value / 2
         reports.append(
@@ -378,24 +484,25 @@ def boost(
                 offset=r,
                 blocks=len(blocks),
                 alpha=alpha.to_dict(),
-                eta=e,
-                gain=mean_estimate(gain_per_doc(e, *test, blocks), "held-out p documents").to_dict(),
+                eta=choice.eta if math.isfinite(choice.eta) else None,
+                eta_choice=choice.to_dict(),
+                gain=gain_estimate(choice.eta, *test, blocks, "held-out p documents"),
                 lemma1_guarantee=len(blocks) * alpha.value**2 / 4,
                 gain_at_half_alpha=mean_estimate(gain_per_doc(half, *test, blocks), "held-out p documents").to_dict(),
             )
         )
-    chosen = max(reports, key=lambda rep: gain_per_doc(rep.eta, *fit, list(range(rep.offset, m, k))).mean().item())
-    out = Boosted(q, d, k, chosen.offset, chosen.eta, n)
+    chosen = max(reports, key=lambda rep: choices[rep.offset].gain)
+    choice = choices[chosen.offset]
+    out = Boosted(q, d, k, chosen.offset, choice.eta, n)
+    overall = mean_estimate((test[0] - test[1]).mean(1), "held-out").value
     out.search_ = {
         "offset": chosen.offset,
         "eta": chosen.eta,
+        "eta_kind": choice.kind,
+        "eta_note": eta_note(choice),
         "gain": chosen.gain,
-        "lemma1_guarantee_overall": bounds.lemma1_guarantee(
-            mean_estimate((test[0] - test[1]).mean(1), "held-out").value, k, n
-        ),
-        "lemma1_guarantee_tight": bounds.lemma1_guarantee_tight(
-            mean_estimate((test[0] - test[1]).mean(1), "held-out").value, k, n
-        ),
+        "lemma1_guarantee_overall": bounds.lemma1_guarantee(overall, k, n),
+        "lemma1_guarantee_tight": bounds.lemma1_guarantee_tight(overall, k, n),
         "offsets": [rep.to_dict() for rep in reports],
         "num_docs": num_docs,
         "beta_method": how,
@@ -403,9 +510,129 @@ def boost(
     return out
 
 
-def distill(boosted: Boosted, model, *, num_docs: int | None = None, **train_kwargs):
-    """Train a fresh network on samples of the boosted model: puts the boosted distribution back into
-    a fixed-size network. Fresh samples each step (num_docs=None) or a fixed set. Returns the TrainResult."""
-    from nextk.train import train
+def eta_note(choice: EtaChoice) -> str:
+    """One sentence on the step chosen, computed from the choice."""
+    if choice.kind.startswith("limit"):
+        side = "1" if choice.eta > 0 else "0"
+        verb = "accepts" if choice.eta > 0 else "rejects"
+        return (
+            f"d {verb} every true window of the fitting documents, so Δ(η) increases without bound in |η| toward "
+            f"the rejection limit η = {'+' if choice.eta > 0 else '−'}∞: q's blocks conditioned on d = {side}, "
+            f"Δ∞ = −Σ_s E_p log P_q(d = {side} | x_<s) = {choice.gain:.4f} nats on them"
+        )
+    if choice.kind == "flat":
+        return "d takes one value on every true and every model window: Δ ≡ 0, η = 0"
+    if choice.kind == "given":
+        return f"η = {choice.eta:.4g} was given (Δ'(η) = {choice.derivative:+.2e} on the fitting documents)"
+    return f"interior maximum: η = {choice.eta:.4g} with Δ'(η) = {choice.derivative:+.2e} on the fitting documents"
 
-    return train(model, boosted, data=num_docs, **train_kwargs)
+
+# ---- distillation -------------------------------------------------------------------------------------
+
+
+def distill(
+    boosted,
+    model,
+    *,
+    num_docs: int | None = 4096,
+    steps: int = 300,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    eval_every: int = 50,
+    eval_docs: int = 512,
+    targets: str = "auto",
+    progress: bool = False,
+    log=None,
+):
+    """Put the boosted model back into a fixed-size network: train `model` (in place; pass a copy of q to
+    start from q, as `nextk boost --distill-steps` does) to minimise KL(q̄' ‖ model) on documents sampled
+    from the boosted model q'.
+
+    targets="soft" (the default "auto" when q' has exact conditionals): the loss is the per-token KL
+    Σ_v q'(v | x_{<t}) log(q'(v | x_{<t}) / r(v | x_{<t})) with q' from its tries — every token's whole
+    conditional, not one sampled token; "hard": cross-entropy on the sampled tokens (the same minimiser,
+    more variance). `num_docs` samples of q' are drawn once (None: as many as the steps read,
+    batch_size·steps), `eval_docs` more are held out; every `eval_every` steps the held-out KL(q̄'‖r̄)/n
+    (per token) is measured and the weights with the lowest are kept. Returns a TrainResult (steps,
+    tokens, seconds, history with the held-out KL, best_step) with `samples` set to the documents read.
+    """
+    import time
+
+    import torch.nn.functional as F
+
+    from nextk.console import progress_bar, quiet
+    from nextk.train import TrainResult
+
+    log = log or quiet
+    if targets not in ("auto", "soft", "hard"):
+        raise InputError(f"unknown targets={targets!r}; choose 'auto', 'soft' or 'hard'")
+    if steps < 1 or batch_size < 1:
+        raise InputError(f"steps and batch_size must be ≥ 1, got steps={steps}, batch_size={batch_size}")
+    if model.vocab_size != boosted.vocab_size:
+        raise InputError(f"model vocabulary {model.vocab_size} ≠ boosted vocabulary {boosted.vocab_size}")
+    soft = targets == "soft" or (targets == "auto" and boosted.exact)
+    n = boosted.length
+    g = make_generator(seed)
+    t0 = time.perf_counter()
+    num_docs = num_docs or batch_size * steps
+    with torch.no_grad():
+        data = boosted.sample(num_docs, generator=g)
+        held = boosted.sample(eval_docs, generator=g)
+        target = _conditionals(boosted, data) if soft else None
+        held_lp = batched_log_prob(boosted, held)
+
+    def held_out_kl() -> dict:
+        model.eval()
+        lr_ = batched_log_prob(model, held)
+        model.train()
+        return mean_estimate((held_lp - lr_) / n, "held-out samples of the boosted model: (log q̄' − log r̄)/n").to_dict()
+
+    params = [w for w in model.parameters() if w.requires_grad]
+    if not params:
+        raise InputError(f"{type(model).__name__} has no trainable parameters")
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    result = TrainResult(steps=0, tokens=0, seconds=0.0, stopped="budget")
+    first = held_out_kl()
+    result.history.append({"step": 0, "tokens": 0, "kl_to_boosted": first})
+    best, best_weights, result.best_step = first["value"], _copy(model), 0
+    model.train()
+    with progress_bar(f"distill {getattr(model, 'name', '')}", steps, enabled=progress, loss="…") as bar:
+        for step in range(1, steps + 1):
+            idx = torch.randint(0, num_docs, (batch_size,), generator=g)
+            x = data[idx]
+            logits = model.logits(x)
+            if soft:
+                tgt = target[idx]
+                loss = (tgt.exp() * (tgt - torch.log_softmax(logits.double(), -1))).nan_to_num(0.0).sum(-1).mean()
+            else:
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            result.steps, result.tokens = step, result.tokens + x.numel()
+            bar.update(advance=1, loss=f"{loss.item():.4f}")
+            if step % eval_every == 0 or step == steps:
+                row = held_out_kl()
+                result.history.append(
+                    {"step": step, "tokens": result.tokens, "train_loss": loss.item(), "kl_to_boosted": row}
+                )
+                log(f"  distill step {step}: KL(q̄'‖r̄)/n {row['value']:.5f} [{row['low']:.5f}, {row['high']:.5f}]")
+                if row["value"] < best:
+                    best, best_weights, result.best_step = row["value"], _copy(model), step
+    model.load_state_dict(best_weights)
+    model.eval()
+    result.seconds = time.perf_counter() - t0
+    result.samples = num_docs  # type: ignore[attr-defined]
+    result.targets = "soft (exact conditionals of q')" if soft else "hard (sampled tokens)"  # type: ignore[attr-defined]
+    return result
+
+
+def _copy(model) -> dict:
+    return {key: v.detach().clone() for key, v in model.state_dict().items()}
+
+
+def _conditionals(lm, x: Tensor, batch: int = 1024) -> Tensor:
+    """log q'(· | x_{<t}) for every document and position, float64 (N, n, V), in batches."""
+    return torch.cat([lm.log_probs(x[i : i + batch]).double() for i in range(0, len(x), batch)])

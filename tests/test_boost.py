@@ -1,16 +1,20 @@
 """Boosting (Lemmas 1–2): exact identities on tiny cases, trie vs naive, rejection sampling."""
 
+import copy
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from nextk.advantage import advantage
-from nextk.boost import boost, distill
+from nextk.boost import boost, choose_eta, distill, gain_derivative, gain_per_doc, window_statistics
 from nextk.errors import InputError, TooLargeError
 from nextk.lm import log_probs_by_steps
 from nextk.measure import all_strings, kl
 from nextk.models import GRU
 from nextk.sources import HMM, Dyck
+from nextk.train import train
 from tests import references as ref
 from tests.test_advantage import RandomD
 
@@ -137,3 +141,92 @@ def test_distill_moves_a_fresh_network_towards_the_boosted_model():
     before = kl(b, net, estimator="exact").value
     distill(b, net, num_docs=4000, steps=150, lr=1e-2, progress=False)
     assert kl(b, net, estimator="exact").value < 0.5 * before
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eta_is_an_interior_maximum_with_zero_slope(seed):
+    """A distinguisher that p sometimes fails: Δ has a finite maximum, where the numerical slope is 0."""
+    d, k = RandomD(20 + seed), 2
+    D, beta, _ = window_statistics(P, Q, d, k, P.sample(400, generator=seed))
+    for r in range(k):
+        blocks = list(range(r, P.length - k + 1, k))
+        choice = choose_eta(D, beta, blocks)
+        assert choice.kind == "interior" and math.isfinite(choice.eta)
+        mean = lambda e, blocks=blocks: gain_per_doc(e, D, beta, blocks).mean().item()  # noqa: E731
+        h = 1e-4
+        assert abs((mean(choice.eta + h) - mean(choice.eta - h)) / (2 * h)) < 1e-6  # Δ'(η) ≈ 0, numerically
+        assert mean(choice.eta) >= max(mean(choice.eta + 0.05), mean(choice.eta - 0.05))
+        for e in (-1.0, 0.3, 2.5):  # the analytic slope against central differences
+            assert abs(gain_derivative(e, D, beta, blocks) - (mean(e + h) - mean(e - h)) / (2 * h)) < 1e-6
+
+
+def test_eta_is_the_rejection_limit_when_d_accepts_every_true_window():
+    """p's own validity checker: Δ(η) rises without bound toward Δ∞ = −Σ E_p log P_q(d = 1 | prefix), and the
+    boosted model at η = +∞ is q conditioned on d = 1 in its blocks (brute force at η = 60, e^−60 away)."""
+    p, k = Dyck(1, 2, 6), 2
+    d = p.checks["valid"]
+    b = boost(Q, d, k, p=p, num_docs=300, seed=0)
+    assert b.search_["eta_kind"] == "limit +inf" and b.eta == math.inf and b.search_["eta"] is None
+    assert "rejection limit" in b.search_["eta_note"]
+    D, beta, _ = window_statistics(p, Q, d, k, p.sample(300, generator=1))
+    blocks = list(range(b.offset, p.length - k + 1, k))
+    rising = [gain_per_doc(e, D, beta, blocks).mean().item() for e in (0.5, 2.0, 8.0, 30.0)]
+    limit = gain_per_doc(math.inf, D, beta, blocks).mean().item()
+    assert all(a < c for a, c in zip(rising, rising[1:])) and rising[-1] <= limit < rising[-1] + 1e-9
+    assert abs(limit - (-beta[:, blocks].log().sum(1)).mean().item()) < 1e-12
+    assert gain_derivative(30.0, D, beta, blocks) > 0  # still rising at any finite η
+    truth = ref.boosted_probs(Q, d, k, b.offset, 60.0, 2, 6)
+    got = b.log_prob(ALL).exp()
+    assert max(abs(got[i].item() - truth[tuple(x)]) for i, x in enumerate(ALL.tolist())) < 1e-12
+    assert torch.allclose(b.log_probs(ALL), log_probs_by_steps(b, ALL), atol=1e-12)
+    drop = kl(p, Q, estimator="exact").value - kl(p, b, estimator="exact").value
+    assert abs(drop - ref.gain(p, Q, d, k, b.offset, 60.0, 2, 6)) < 1e-9
+    x = b.sample(300, generator=2, method="rejection")  # every block passes d
+    assert all(bool(d(x, s, k).all()) for s in blocks)
+    assert kl(p, b, estimator="exact").value >= 0
+
+
+def test_distilling_into_a_copy_of_q_lowers_its_kl_on_a_small_exact_case():
+    p = Dyck(1, 3, 8)
+    q = GRU(2, 4, seed=1)
+    train(q, p, steps=60, lr=1e-2, seed=0)
+    b = boost(q, p.checks["valid"], 4, p=p, num_docs=200, seed=0)
+    student = copy.deepcopy(q)
+    res = distill(b, student, num_docs=2000, steps=120, lr=3e-3, seed=0, eval_every=40)
+    before, boosted, after = (kl(p, m, estimator="exact").value for m in (q, b, student))
+    assert boosted < before
+    assert after < before, (before, boosted, after)
+    assert res.samples == 2000 and res.steps == 120 and res.best_step in (0, 40, 80, 120)
+    assert [h["step"] for h in res.history] == [0, 40, 80, 120]
+
+
+def test_kl_after_boosting_is_never_negative():
+    """The run's KLs are exact where p's support is enumerable (equal to measure.kl's exact sum) and a
+    sampled KL below 0 is clamped with a note — the −0.0017 [−0.0314, 0.0279] of the issue becomes 0."""
+    from nextk.runs.boost import KLMeter, clamp
+    from nextk.stats import Estimate
+
+    p, q = Dyck(1, 3, 8), GRU(2, 4, seed=0)
+    meter = KLMeter(p, budget=10_000, num_docs=100, seed=0)
+    assert meter.exact and meter(q).value == pytest.approx(kl(p, q, estimator="exact").value, abs=1e-12)
+    sampled = KLMeter(p, budget=2, num_docs=100, seed=0)  # a budget the support exceeds: Monte Carlo
+    assert not sampled.exact and sampled(q).n == 100
+    c = clamp(Estimate(-0.0017, 0.015, -0.0314, 0.0279, 256, "monte carlo"))
+    assert (c.value, c.low, c.high) == (0.0, 0.0, 0.0279) and "clamped at 0" in c.method
+    assert clamp(Estimate(0.2, 0.01, 0.18, 0.22, 9, "m")).method == "m"  # untouched when non-negative
+
+
+@pytest.mark.slow
+def test_readme_boost_example_distilled_model_keeps_half_the_gain(tmp_path):
+    """The README's example: gru-32 trained 500 steps on Dyck(length 16), boosted with its validity checker at
+    k = 4 and distilled for 300 steps into a copy of itself keeps at least half of the exact KL gain."""
+    from nextk.runs import boost as boost_run
+    from nextk.runs import train as train_run
+
+    train_run.run(train_run.Config("dyck", {"length": 16}, "gru", 32, steps=500), tmp_path / "g32")
+    cfg = boost_run.Config(str(tmp_path / "g32"), "dyck", {"length": 16}, k=4, distinguisher="check:valid")
+    cfg.distill_steps = 300
+    res = boost_run.run(cfg, tmp_path / "b")
+    assert res["kl_method"] == "exact" and res["eta_kind"] == "limit +inf"
+    assert 0 <= res["kl_after"]["value"] < res["kl_before"]["value"]
+    assert res["distill"]["kept_share"]["value"] >= 0.5, res["distill"]["kept_share"]

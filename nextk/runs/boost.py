@@ -1,7 +1,16 @@
-"""`nextk boost`: boost a checkpoint with a distinguisher and report before/after (docs/theory.md §4)."""
+"""`nextk boost`: boost a checkpoint with a distinguisher and report before/after (docs/theory.md §4);
+optionally distill the boosted model back into a network of q's size, initialised from q.
+
+KL(p̄‖q̄) before boosting, after boosting and after distilling are exact (enumeration of p's support)
+where the support has at most `exact_support` strings; otherwise Monte Carlo over p documents, clamped at
+0 with a note when the sampled mean or an interval end falls below (a KL is never negative). The step η
+is the maximiser of the fitted gain or, when d accepts every true window, the rejection limit η = +∞
+(reported as such, with Δ∞), never a bound of a search."""
 
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,12 +21,13 @@ from nextk.checkpoint import load_model, save_model
 from nextk.console import quiet
 from nextk.distinguishers import LearnedDistinguisher, OptimalDistinguisher
 from nextk.distinguishers.checks import pass_rate
-from nextk.errors import InputError
-from nextk.measure import kl
-from nextk.models import MODELS
+from nextk.errors import InputError, TooLargeError
+from nextk.measure import batched_log_prob, kl, support
 from nextk.runs.common import RESULTS, prepare, write_json
 from nextk.sources import make_source
-from nextk.stats import fmt
+from nextk.stats import Estimate, exact, fmt
+
+KEEP_TARGET = 0.5  # the distilled model should keep at least half of the boosting gain
 
 
 @dataclass
@@ -28,8 +38,11 @@ class Config:
     k: int = 4  # window size
     distinguisher: str = "check"  # check | check:NAME | learned | optimal
     num_docs: int = 256  # p documents for choosing (r, η), and as many for reporting Δ
-    distill_steps: int = 0  # also distill the boosted model into a fresh network (0: no)
+    distill_steps: int = 0  # also distill the boosted model into a copy of q (optimiser steps; 0: no)
     seed: int = 0  # every random draw derives from this
+    distill_docs: int = 4096  # samples of the boosted model distilled on (its exact conditionals as targets)
+    distill_lr: float = 1e-3  # AdamW learning rate of distillation (small: it starts from q)
+    exact_support: int = 200_000  # KLs are exact when p's support has at most this many strings
 
 
 def pick_distinguisher(spec: str, source, model, k: int, seed: int):
@@ -45,23 +58,70 @@ def pick_distinguisher(spec: str, source, model, k: int, seed: int):
     raise InputError(f"unknown distinguisher {spec!r}; use check, check:NAME, learned or optimal")
 
 
+class KLMeter:
+    """KL(p̄‖·) for several models on one footing: exact over p's support when it has at most `budget`
+    strings, otherwise Monte Carlo over the same p documents for every model (clamped at 0, with a note)."""
+
+    def __init__(self, source, budget: int, num_docs: int, seed: int):
+        self.source, self.num_docs, self.seed = source, num_docs, seed
+        try:
+            self.x, self.lp = support(source, budget=budget) if source.exact else (None, None)
+        except TooLargeError:
+            self.x = self.lp = None
+
+    @property
+    def exact(self) -> bool:
+        return self.x is not None
+
+    def __call__(self, model) -> Estimate:
+        if self.exact:
+            lq = batched_log_prob(model, self.x)
+            w = self.lp.exp()
+            value = math.inf if bool(((w > 0) & lq.isneginf()).any()) else (w * (self.lp - lq)).sum().item()
+            return exact(value, f"exact enumeration of the support ({len(self.x):,} strings)")
+        return clamp(kl(self.source, model, num_docs=self.num_docs, seed=self.seed))
+
+
+def clamp(e: Estimate) -> Estimate:
+    """A sampled KL with its value and interval ends raised to 0 where they fell below, saying so."""
+    if e.value >= 0 and e.low >= 0:
+        return e
+    note = "; clamped at 0 (a KL is ≥ 0; the Monte Carlo mean or interval end fell below)"
+    return Estimate(max(e.value, 0.0), e.stderr, max(e.low, 0.0), max(e.high, 0.0), e.n, e.method + note)
+
+
+def kept_share(before: Estimate, boosted: Estimate, distilled: Estimate) -> dict:
+    """(KL before − KL distilled) / (KL before − KL boosted): the share of the boosting gain the distilled
+    model keeps. Exact when the three KLs are; otherwise the value only (the three estimates share their
+    documents, so their errors are correlated and no interval is claimed)."""
+    gain, kept = before.value - boosted.value, before.value - distilled.value
+    share = kept / gain if gain > 0 and math.isfinite(gain) else math.nan
+    method = "exact" if before.stderr == boosted.stderr == distilled.stderr == 0 else "point estimate, no interval"
+    return {"value": share if math.isfinite(share) else None, "gain": gain, "kept": kept, "method": method}
+
+
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
     source = make_source(cfg.source, **cfg.source_params)
     model = load_model(cfg.checkpoint, vocab_size=source.vocab_size)
     k, spec, num_docs, seed, distill_steps = cfg.k, cfg.distinguisher, cfg.num_docs, cfg.seed, cfg.distill_steps
     n = source.length
-    prepare(out, cfg, force_new=force_new)
+    prepare(out, cfg, force_new=force_new, log=log)
     name, d = pick_distinguisher(spec, source, model, k, seed)
     b = boost(model, d, k, p=source, num_docs=num_docs, seed=seed)
-    kl_q, kl_b = kl(source, model, num_docs=num_docs, seed=seed + 1), kl(source, b, num_docs=num_docs, seed=seed + 1)
+    log(f"boosted: offset {b.offset}, {b.search_['eta_note']}")
+    meter = KLMeter(source, cfg.exact_support, num_docs, seed + 1)
+    kl_q, kl_b = meter(model), meter(b)
     check_name = next(iter(source.checks), None)
     res = {
         "distinguisher": name,
         "k": k,
         "length": n,
         "offset": b.offset,
-        "eta": b.eta,
+        "eta": b.eta if math.isfinite(b.eta) else None,
+        "eta_kind": b.search_["eta_kind"],
+        "eta_note": b.search_["eta_note"],
         "search": b.search_,
+        "kl_method": "exact" if meter.exact else "sampled",
         "kl_before": kl_q.to_dict(),
         "kl_after": kl_b.to_dict(),
         "source": repr(source),
@@ -77,61 +137,129 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         res["pass_after"] = pass_rate(check, b.sample(num_docs, generator=seed + 2)).to_dict()
         res["acceptance"] = b.acceptance_
     if distill_steps:
-        fresh = MODELS[model.family](**model.config)
-        distill(b, fresh, num_docs=4 * num_docs, steps=distill_steps, seed=seed, progress=False)
-        save_model(fresh, out / "distilled.safetensors")
-        res["kl_distilled"] = kl(source, fresh, num_docs=num_docs, seed=seed + 1).to_dict()
+        student = copy.deepcopy(model)  # initialised from q
+        tr = distill(
+            b,
+            student,
+            num_docs=cfg.distill_docs,
+            steps=distill_steps,
+            lr=cfg.distill_lr,
+            seed=seed + 3,
+            eval_every=max(distill_steps // 6, 1),
+            progress=progress,
+            log=log,
+        )
+        save_model(student, out / "distilled.safetensors")
+        kl_r = meter(student)
+        res["kl_distilled"] = kl_r.to_dict()
+        res["distill"] = {
+            "init": "q (the model before boosting)",
+            "steps": tr.steps,
+            "samples": tr.samples,
+            "tokens": tr.tokens,
+            "targets": tr.targets,
+            "lr": cfg.distill_lr,
+            "best_step": tr.best_step,
+            "history": tr.history,
+            "kept_share": kept_share(kl_q, kl_b, kl_r),
+        }
+    res["sentences"] = sentences(res)
     write_json(out / RESULTS, res)
     return res
 
 
+def sentences(res: dict) -> list[str]:
+    """The conclusions, each computed from the measured numbers."""
+    out = [f"η: {res['eta_note']}"]
+    before, after = res["kl_before"], res["kl_after"]
+    drop = None if before["value"] is None or after["value"] is None else before["value"] - after["value"]
+    gain = res["search"]["gain"]
+    if drop is not None:
+        g = f"the held-out gain Δ {fmt(gain)}" if gain.get("value") is not None else "Δ (undefined held out)"
+        out.append(
+            f"KL(p̄‖q̄) {fmt(before, 5)} → {fmt(after, 5)} after boosting ({res['kl_method']}): a drop of "
+            f"{drop:.5f} nats, against {g}"
+        )
+    if "kl_distilled" in res:
+        dist, share = res["distill"], res["distill"]["kept_share"]
+        line = (
+            f"distilled into a copy of q ({dist['steps']} steps, {dist['samples']} samples of the boosted model, "
+            f"{dist['targets']}, kept step {dist['best_step']}): KL {fmt(res['kl_distilled'], 5)}"
+        )
+        if share["value"] is None:
+            line += "; boosting gained nothing to keep"
+        else:
+            met = "met" if share["value"] >= KEEP_TARGET else "missed"
+            line += (
+                f", keeping {share['value']:.2f} of the boosting gain ({share['kept']:.5f} of {share['gain']:.5f} "
+                f"nats; {share['method']}) — the target of {KEEP_TARGET:.0%} is {met} at this budget"
+            )
+        out.append(line)
+    return out
+
+
+def eta_text(eta, kind: str) -> str:
+    if kind.startswith("limit"):
+        return "+∞ (limit)" if kind.endswith("+inf") else "−∞ (limit)"
+    return f"{eta:.3f}"
+
+
 def table(res: dict) -> Table:
-    t = Table(title=f"boost with {res['distinguisher']} at k={res['k']}: offset r={res['offset']}, η={res['eta']:.3f}")
+    t = Table(
+        title=f"boost with {res['distinguisher']} at k={res['k']}: offset r={res['offset']}, "
+        f"η={eta_text(res['eta'], res['eta_kind'])}"
+    )
     t.add_column("quantity")
     t.add_column("before")
     t.add_column("after")
     f = fmt
-    t.add_row("KL(p̄‖q̄) nats", f(res["kl_before"]), f(res["kl_after"]))
+    t.add_row("KL(p̄‖q̄) nats", f(res["kl_before"], 5), f(res["kl_after"], 5))
     if "pass_before" in res:
         t.add_row(f"pass rate '{res['checker']}'", f(res["pass_before"]), f(res["pass_after"]))
     if "kl_distilled" in res:
-        t.add_row("KL after distilling", "", f(res["kl_distilled"]))
+        t.add_row("KL after distilling", "", f(res["kl_distilled"], 5))
     g = res["search"]["gain"]
     t.add_row("gain Δ (held out)", "", f(g))
     for o in res["search"]["offsets"]:
         t.add_row(
             f"  offset {o['offset']}: α_r {o['alpha']['value']:+.4f}",
             f"Lemma 1 ≥ {o['lemma1_guarantee']:.4f}",
-            f"Δ {o['gain']['value']:.4f} at η={o['eta']:.2f}; {o['gain_at_half_alpha']['value']:.4f} at α_r/2",
+            f"Δ {f(o['gain'])} at η={eta_text(o['eta'], o['eta_choice']['kind'])}; "
+            f"{o['gain_at_half_alpha']['value']:.4f} at α_r/2",
         )
+    t.caption = f"KL: {res['kl_method']}; intervals 95% over documents"
     return t
 
 
-def draw(res: dict, out: Path) -> list[Path]:
+def show(res: dict) -> list:
+    return [table(res), *res.get("sentences", sentences(res))]
 
+
+def draw(res: dict, out: Path) -> list[Path]:
     from nextk.runs.plots import BOUND, errorbar, integer_ticks, plt, save
 
     offs = res["search"]["offsets"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    xs = [o["offset"] for o in offs]
-    errorbar(a1, xs, [o["gain"] for o in offs], fmt="o", label="Δ at chosen η")
-    a1.plot(xs, [o["gain_at_half_alpha"]["value"] for o in offs], "s", label="Δ at η = α_r/2")
+    shown = [o for o in offs if o["gain"].get("value") is not None]
+    xs = [o["offset"] for o in shown]
+    errorbar(a1, xs, [o["gain"] for o in shown], fmt="o", label="Δ at chosen η (∞ for a limit)")
+    a1.plot([o["offset"] for o in offs], [o["gain_at_half_alpha"]["value"] for o in offs], "s", label="Δ at η = α_r/2")
     guarantee = [o["lemma1_guarantee"] for o in offs]
-    a1.plot(xs, guarantee, "_", markersize=20, color=BOUND["color"], label="Lemma 1: |S_r| α_r²/4")
+    a1.plot([o["offset"] for o in offs], guarantee, "_", markersize=20, color=BOUND["color"], label="Lemma 1")
     a1.set_xlabel("offset r")
     a1.set_ylabel("KL decrease Δ (nats)")
     a1.legend(fontsize=8)
-    labels = ["KL (nats)"] + ([f"pass rate {res['checker']}"] if "pass_before" in res else [])
-    keys = ["kl"] + (["pass"] if "pass_before" in res else [])
-    for shift, when in ((-0.2, "before"), (0.2, "after")):
-        ests = [res[f"{key}_{when}"] for key in keys]
-        errorbar(a2, [i + shift for i in range(len(keys))], ests, fmt="o", label=when)
-    a2.set_xticks(list(range(len(labels))), labels)
-    a2.legend()
+    stages = [("before", res["kl_before"]), ("boosted", res["kl_after"])]
+    if "kl_distilled" in res:
+        stages.append(("distilled", res["kl_distilled"]))
+    stages = [(s, e) for s, e in stages if e.get("value") is not None]
+    errorbar(a2, list(range(len(stages))), [e for _, e in stages], fmt="o")
+    a2.set_xticks(list(range(len(stages))), [s for s, _ in stages])
+    a2.set_ylabel(f"KL(p̄‖·) nats ({res['kl_method']})")
+    if "pass_before" in res:
+        a3 = a2.twinx()
+        errorbar(a3, [-0.1, 0.9], [res["pass_before"], res["pass_after"]], fmt="s", color="gray")
+        a3.set_ylabel(f"pass rate '{res['checker']}' (gray)")
     integer_ticks(a1)
     fig.suptitle(f"{res['model']} on {res['source']}: boosting with {res['distinguisher']} (k={res['k']})", fontsize=10)
     return [save(fig, out / "boost.png")]
-
-
-def show(res: dict) -> list:
-    return [table(res)]

@@ -12,12 +12,12 @@ import time
 
 import torch
 
-THREADS = 2
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))  # BENCH_THREADS=1: one core, when the other is busy
 SMALL = os.environ.get("BENCH_SMALL", "") not in ("", "0") or "--small" in sys.argv
 
 
 def setup() -> None:
-    """2 threads for PyTorch and for NumPy's BLAS (the project's machines have 2 cores)."""
+    """THREADS (2 by default: the project's machines have 2 cores) for PyTorch and NumPy's BLAS."""
     torch.set_num_threads(THREADS)
     try:
         from threadpoolctl import threadpool_limits

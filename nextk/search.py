@@ -140,6 +140,7 @@ def search(
     index with the whole record; `measure` adds its advantages at window k (checkers, learned, TV).
     `steps` is the training budget per size (a shortcut for train_kwargs={"steps": …}); quiet unless
     given `log=print` (or any callable taking a string)."""
+    log = log or quiet  # log=None is quiet too
     n, v = source.length, source.vocab_size
     if not eps > 0:
         raise InputError(f"accuracy eps must be > 0, got {eps}")

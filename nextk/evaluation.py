@@ -45,8 +45,8 @@ def measure_model(
     seed: int,
     learned: bool = True,
     learned_hidden: int = 32,
-    learned_steps: int = 600,
-    learned_docs: int = 2048,
+    learned_steps: int = 300,
+    learned_docs: int = 1024,
     log=quiet,
 ) -> dict:
     """Excess loss and, per k, checker / learned / TV advantages and the Theorem 3 bound (dicts of

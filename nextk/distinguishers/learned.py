@@ -47,14 +47,15 @@ class LearnedDistinguisher(nn.Module):
     `starts_per_doc` window starts drawn per fitted document (every start when ≥ m); `calibration` the
     share of fitted documents held back for the weights kept and τ; `pointwise` the weight of the
     pointwise term next to the pairwise one; `eval_every` steps between losses on the held-back documents;
-    `schedule` "cosine" (the learning rate decays from lr to lr/10) or "constant".
+    `schedule` "cosine" (the learning rate decays from lr to lr/10) or "constant"; `patience`: stop after
+    that many evaluations without a lower held-back loss (None: run every step).
 
     Fitted attributes (set by `fit`): `threshold_` τ; `train_accuracy_` the balanced accuracy of d on the
     training pairs ((1 + empirical advantage) / 2); `pair_accuracy_` the share of held-back pairs with
     f(true) > f(model) among those whose two windows differ; `calibration_advantage_` the empirical
     advantage of d on the held-back documents (an Estimate dict; τ was chosen on them, so it is
-    optimistic); `fit_docs_`, `fit_pairs_`, `best_step_`, `history_` (held-back loss per evaluation),
-    `k_`, `length_`.
+    optimistic); `fit_docs_`, `fit_pairs_`, `steps_` (taken), `best_step_`, `history_` (held-back loss per
+    evaluation), `k_`, `length_`.
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class LearnedDistinguisher(nn.Module):
         pointwise: float = 0.5,
         eval_every: int = 50,
         schedule: str = "constant",
+        patience: int | None = 5,
     ):
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("hidden", hidden), ("steps", steps)):
@@ -79,7 +81,7 @@ class LearnedDistinguisher(nn.Module):
             raise InputError(f"calibration must be a share in (0, 1), got {calibration}")
         if schedule not in ("cosine", "constant"):
             raise InputError(f"unknown schedule={schedule!r}; choose 'cosine' or 'constant'")
-        self.schedule = schedule
+        self.schedule, self.patience = schedule, patience
         self.vocab_size, self.hidden, self.steps, self.batch_size, self.lr, self.seed = (
             vocab_size,
             hidden,
@@ -226,7 +228,7 @@ class LearnedDistinguisher(nn.Module):
         fit_docs = num_docs - held
         docs_per_step = max(1, self.batch_size // per)
         opt = torch.optim.Adam(self.parameters(), lr=self.lr)
-        best, best_state, history = math.inf, None, []
+        best, best_state, history, stale = math.inf, None, [], 0
         self.train()
         for step in range(1, self.steps + 1):
             docs = torch.randint(0, fit_docs, (docs_per_step,), generator=g)  # all pairs of a few documents
@@ -246,8 +248,12 @@ class LearnedDistinguisher(nn.Module):
                 history.append({"step": step, "train_loss": loss.item(), "held_back_loss": held_loss})
                 log(f"  learned d, step {step}: loss {loss.item():.4f}, held back {held_loss:.4f}")
                 if held_loss < best:
-                    best, self.best_step_ = held_loss, step
+                    best, self.best_step_, stale = held_loss, step, 0
                     best_state = {key: v.detach().clone() for key, v in self.state_dict().items()}
+                else:
+                    stale += 1
+                if self.patience is not None and stale >= self.patience:
+                    break
         if best_state is not None:
             self.load_state_dict(best_state)
         self.eval()
@@ -264,6 +270,7 @@ class LearnedDistinguisher(nn.Module):
         adv = (t_true > self.threshold_).double().mean() - (t_fake > self.threshold_).double().mean()
         self.train_accuracy_ = (1 + adv.item()) / 2
         self.fit_docs_, self.fit_pairs_, self.history_ = num_docs, len(data["doc"]), history
+        self.steps_ = history[-1]["step"] if history else 0
         return self
 
     def summary(self) -> dict:
@@ -276,7 +283,7 @@ class LearnedDistinguisher(nn.Module):
             "fit_docs": self.fit_docs_,
             "fit_pairs": self.fit_pairs_,
             "held_back_share": self.calibration,
-            "steps": self.steps,
+            "steps": self.steps_,
             "best_step": self.best_step_,
             "hidden": self.hidden,
             "parameters": sum(t.numel() for t in self.parameters()),

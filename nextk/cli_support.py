@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 console = Console()
+NAMES = {int: "integers", float: "numbers"}
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
@@ -27,13 +28,18 @@ def ks_option(default: str, help: str = "window sizes k, comma separated"):
 
 
 def parse_ints(param: typer.CallbackParam, value: str) -> list[int]:
-    name = "--" + param.name.replace("_", "-")
+    return comma_list(param.name, value, int)
+
+
+def comma_list(name: str, value, cast) -> list:
+    if isinstance(value, list):  # the default, untouched
+        return value
     try:
-        out = [int(v) for v in value.split(",") if v.strip()]
+        out = [cast(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        fail(f"{name} takes comma-separated integers, got {value!r}")
+        fail(f"--{name.replace('_', '-')} takes comma-separated {NAMES[cast]}, got {value!r}")
     if not out:
-        fail(f"{name} takes at least one integer")
+        fail(f"--{name.replace('_', '-')} takes at least one value")
     return out
 
 

@@ -60,3 +60,65 @@ def test_eval_every_checkpointable_family_on_the_paired_path(tmp_path, make):
     res = cli_json(f"eval {tmp_path} dyck --length 14 --max-depth 3 --k 13 {fast}")
     (w,) = res["windows"]
     assert w["estimator"] == "paired" and w["checkers"]["valid"]["n"] == 20
+
+
+# ---- options generated from the run configs (nextk/cli_build.py reads the Config source, not the import) ----
+RUN_KINDS = ("demo", "train", "eval", "boost", "search", "bits", "construct", "sweep", "reproduce", "barrier")
+
+
+@pytest.mark.parametrize("kind", RUN_KINDS)
+def test_options_read_from_source_equal_the_config(kind):
+    """The fields, defaults and comments read by ast equal the imported dataclass: a field the reader
+    mis-parses (a wrapped line, a factory) would make the CLI's default differ from the Config's."""
+    import dataclasses
+    import importlib
+
+    from nextk.cli_build import NOTHING, config_fields
+
+    config = importlib.import_module(f"nextk.runs.{kind}").Config
+    want = {}
+    for f in dataclasses.fields(config):
+        if f.default is not dataclasses.MISSING:
+            want[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            want[f.name] = f.default_factory()
+        else:
+            want[f.name] = NOTHING
+    read = config_fields(kind)
+    assert [f.name for f in read] == list(want)
+    assert {f.name: f.default for f in read} == want
+    assert all(f.help for f in read if f.annotation != "dict"), [f.name for f in read if not f.help]
+
+
+def test_generated_options_reach_the_config(monkeypatch):
+    """Options of every kind (renamed, comma list, --no- flag, repeatable, optional) land in the Config
+    handed to the run layer, and a bad comma list names its option."""
+    import nextk.cli_build
+
+    seen = {}
+    monkeypatch.setattr(nextk.cli_build, "execute", lambda kind, cfg, out, **kw: seen.update(cfg=cfg, out=out, **kw))
+    r = cli("train dyck --length 8 --hidden 7 --patience 3 --lr 0.01 --out x")
+    assert r.exit_code == 0, r.output
+    cfg = seen["cfg"]
+    assert (cfg.width, cfg.patience, cfg.lr, cfg.data, cfg.source_params) == (7, 3, 0.01, None, {"length": 8})
+    assert str(seen["out"]) == "x" and seen["force_new"] is False
+    r = cli("eval run dyck --k 1,3 --no-learned --seed 5")
+    assert r.exit_code == 0, r.output
+    cfg = seen["cfg"]
+    assert (cfg.ks, cfg.learned, cfg.seed, seen["write"]) == ([1, 3], False, 5, False)
+    r = cli("eval hf:m --distinguisher a,b --distinguisher c --doc-length 16")
+    assert r.exit_code == 0, r.output
+    assert (seen["cfg"].distinguishers, seen["cfg"].length) == (["a", "b", "c"], 16)
+    r = cli("barrier report --hard-digits 3 --sampling-budget 5")
+    assert r.exit_code == 0, r.output
+    assert (seen["cfg"].hard_digits, seen["cfg"].sampling_budget_s, seen["cfg"].learn_digits) == ([3], 5.0, [1, 2])
+    r = cli("reproduce")
+    assert r.exit_code == 0 and str(seen["out"]).endswith("reproduce-quick")
+    r = cli("construct")
+    assert r.exit_code == 0 and seen["cfg"].source_params == {"block": 3, "length": 8}
+    r = cli("construct parity --length 6")
+    assert r.exit_code == 0 and seen["cfg"].source_params == {"length": 6}
+    r = cli("bits run dyck --frac-bits 1,x")
+    assert r.exit_code == 2 and "--frac-bits takes comma-separated integers" in r.output
+    r = cli("search dyck --unknown 3")
+    assert r.exit_code == 2 and "unknown" in r.output

@@ -1,5 +1,7 @@
 """`nextk bits`: a trained graph RNN with every node value in fixed point (docs/theory.md §6): loss,
-excess loss and advantages at window k per bit size, against the unquantised model."""
+excess loss and advantages at window k per bit size, against the unquantised model. The probability floor
+and the saturation at 2^I − 2^−F are nextk's own devices (the paper bounds probabilities by construction,
+Lemma 15)."""
 
 from __future__ import annotations
 

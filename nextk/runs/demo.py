@@ -1,4 +1,6 @@
-"""`nextk demo`: two sizes of one model family trained on one source, each measured at several k.
+"""`nextk demo`: the main job (about 2 minutes): GRU-2 and GRU-32 trained on a Dyck language; excess loss
+and, at k = 1, 2, 4, 8, checker / learned / TV advantages against the Theorem 3 bound. An interrupted --out
+folder resumes.
 
 Config → build from the registries → train (resumable) → `nextk.evaluation.measure_model` →
 config.json + results.json → plots drawn from results.json.

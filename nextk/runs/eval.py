@@ -48,7 +48,7 @@ class Config:
     allow_other_source: bool = False  # evaluate on a source other than the one trained on
     seed: int = 0  # every random draw derives from this
     text: str | None = None  # hf: the text (plain, one document per line; or JSON lines); None: nextk's tales
-    distinguishers: list = field(default_factory=list)  # hf: built-in names or module:function; [] = all built-ins
+    distinguishers: list[str] = field(default_factory=list)  # hf: built-in names or module:function; [] = all built-ins
     length: int = 64  # hf: tokens per document (a window of the text)
     stride: int | None = None  # hf: tokens between document starts inside a text (None: length)
     device: str = "cpu"  # hf: where the model and the estimators' tensors live

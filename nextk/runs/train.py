@@ -1,4 +1,5 @@
-"""`nextk train`: one model trained on one source into a run folder that belongs to one config.
+"""`nextk train`: one model trained on one source into a run folder that belongs to one config; the
+same command resumes it, and a larger --steps extends a finished run.
 
 Resuming with another source, source parameter, model family or size is refused (the fields are
 named); changing only the step budget (or patience) extends the run, and says so."""

@@ -84,13 +84,8 @@ class Op:
         if self._reach is None:
             nodes, deep = set(), 0
             for e in self.args:
-                for atom, _ in e.terms:
-                    if isinstance(atom, Op):
-                        n, d = atom.reach()
-                        nodes |= n
-                        deep = max(deep, d)
-                    else:
-                        nodes.add(atom)
+                n, d = _reach(e)
+                nodes, deep = nodes | n, max(deep, d)
             self._reach = (frozenset(nodes), deep + 1)
         return self._reach
 
@@ -294,8 +289,13 @@ def evaluate(x: Lin, env: dict[int, np.ndarray | float]):
                 if atom.uid not in memo:
                     a = [ev(arg) for arg in atom.args]
                     with np.errstate(divide="ignore"):
-                        memo[atom.uid] = (np.maximum(a[0], 0.0) if atom.kind == "relu"
-                                          else a[0] * a[1] if atom.kind == "mul" else 1.0 / np.asarray(a[0]))
+                        memo[atom.uid] = (
+                            np.maximum(a[0], 0.0)
+                            if atom.kind == "relu"
+                            else a[0] * a[1]
+                            if atom.kind == "mul"
+                            else 1.0 / np.asarray(a[0])
+                        )
                 val = memo[atom.uid]
             total = total + w * val
         return total

@@ -73,3 +73,8 @@ def config_from(cls, d: dict):
     if extra:
         raise InputError(f"unknown {cls.__name__} fields {extra}; it has {sorted(names)}")
     return cls(**d)
+
+
+def pick(cfg, *names: str) -> dict:
+    """{name: cfg.name} for the named Config fields: the keyword arguments a run passes on unchanged."""
+    return {name: getattr(cfg, name) for name in names}

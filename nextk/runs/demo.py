@@ -15,7 +15,7 @@ from pathlib import Path
 from nextk.console import quiet
 from nextk.evaluation import measure_model
 from nextk.models import MODELS
-from nextk.runs.common import RESULTS, prepare, write_json
+from nextk.runs.common import RESULTS, pick, prepare, write_json
 from nextk.sources import make_source
 from nextk.stats import fmt
 from nextk.train import check_budget, train
@@ -68,29 +68,10 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
             source.vocab_size, width=size, layers=1, seed=cfg.seed, length=source.length
         )
         log(f"{model.name}: {model.num_parameters} parameters, training {cfg.steps} steps")
-        tr = train(
-            model,
-            source,
-            steps=cfg.steps,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            seed=cfg.seed,
-            eval_every=cfg.eval_every,
-            checkpoint=out / model.name,
-            progress=progress,
-            log=log,
-        )
-        m = measure_model(
-            source,
-            model,
-            cfg.ks,
-            num_docs=cfg.num_docs,
-            seed=cfg.seed,
-            learned_hidden=cfg.learned_hidden,
-            learned_steps=cfg.learned_steps,
-            learned_docs=cfg.learned_docs,
-            log=log,
-        )
+        budget = pick(cfg, "steps", "batch_size", "lr", "seed", "eval_every")
+        tr = train(model, source, checkpoint=out / model.name, progress=progress, log=log, **budget)
+        panel = pick(cfg, "num_docs", "seed", "learned_hidden", "learned_steps", "learned_docs")
+        m = measure_model(source, model, cfg.ks, log=log, **panel)
         kept = kept_step(tr.to_dict())
         log(f"{model.name}: {kept['sentence']}")
         results["models"].append(

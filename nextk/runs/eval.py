@@ -23,7 +23,7 @@ import torch
 from nextk.checkpoint import load_model
 from nextk.console import progress_bar, quiet
 from nextk.errors import InputError
-from nextk.runs.common import CONFIG, RESULTS, prepare, read_json, write_json
+from nextk.runs.common import CONFIG, RESULTS, pick, prepare, read_json, write_json
 
 HF = "hf:"
 TEXT_UNITS = {
@@ -105,17 +105,8 @@ def run_source(cfg: Config, *, log=quiet) -> dict:
             if not cfg.allow_other_source:
                 raise InputError(msg + "; pass --allow-other-source to evaluate it there anyway")
             log(f"[yellow]warning:[/yellow] {msg}")
-    res = measure_model(
-        source,
-        model,
-        cfg.ks,
-        num_docs=cfg.num_docs,
-        seed=cfg.seed,
-        learned=cfg.learned,
-        learned_steps=cfg.learned_steps,
-        learned_docs=cfg.learned_docs,
-        log=log,
-    )
+    panel = pick(cfg, "num_docs", "seed", "learned", "learned_steps", "learned_docs")
+    res = measure_model(source, model, cfg.ks, log=log, **panel)
     return {
         "name": model.name,
         "parameters": model.num_parameters,

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.table import Table
 
 from nextk.console import quiet
-from nextk.runs.common import RESULTS, prepare, write_json
+from nextk.runs.common import RESULTS, pick, prepare, write_json
 from nextk.search import default_schedule, search_repeats
 from nextk.sources import make_source
 from nextk.stats import fmt
@@ -60,22 +60,10 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     source = make_source(cfg.source, **cfg.source_params)
     schedule = default_schedule(cfg.family, cfg.bits)  # validates the family first
     prepare(out, cfg, force_new=force_new, log=log)
+    plan = pick(cfg, "eps", "k", "family", "max_start", "max_sizes", "seed", "num_docs", "test", "decision_docs")
+    training = {"steps": cfg.steps, "lr": cfg.lr, "eval_every": max(cfg.steps // 3, 1)}
     res = search_repeats(
-        source,
-        cfg.repeats,
-        eps=cfg.eps,
-        k=cfg.k,
-        family=cfg.family,
-        schedule=schedule,
-        max_start=cfg.max_start,
-        max_sizes=cfg.max_sizes,
-        seed=cfg.seed,
-        num_docs=cfg.num_docs,
-        test=cfg.test,
-        decision_docs=cfg.decision_docs,
-        measure=cfg.measure,
-        log=log,
-        train_kwargs={"steps": cfg.steps, "lr": cfg.lr, "eval_every": max(cfg.steps // 3, 1)},
+        source, cfg.repeats, schedule=schedule, measure=cfg.measure, log=log, train_kwargs=training, **plan
     )
     res = {"source": repr(source), "source_params": source.params, **json.loads(json.dumps(res))}  # int keys → str
     write_json(out / RESULTS, res)

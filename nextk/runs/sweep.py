@@ -397,14 +397,33 @@ def _main_hidden():
             main.__dict__[k] = v
 
 
-class LocalBackend:
+class Backend:
+    """What both backends share: `running` cells up to `limit` at once, each in its own folder."""
+
+    out: Path
+    limit: int
+    running: dict
+
+    def free(self) -> bool:
+        return len(self.running) < self.limit
+
+    def busy(self) -> bool:
+        return bool(self.running)
+
+    def folder(self, cell: Cell) -> Path:
+        folder = self.out / CELLS / cell.id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+class LocalBackend(Backend):
     """One fresh process per cell attempt (forked from a server that imported torch and the run modules once),
     at most `workers` at a time. A process that raises leaves error.txt; one that dies is named by its exit."""
 
     def __init__(self, out: Path, workers: int, kinds: set[str]):
         import multiprocessing as mp
 
-        self.out, self.workers, self.running = out, max(1, workers), {}
+        self.out, self.limit, self.running = out, max(1, workers), {}
         self.ctx = mp.get_context("forkserver")
         preload = ["nextk.runs.sweep"] + [run_module(k).__name__ for k in sorted(kinds)]
         try:
@@ -415,15 +434,8 @@ class LocalBackend:
             pass
         self.ctx.set_forkserver_preload(preload)
 
-    def free(self) -> bool:
-        return len(self.running) < self.workers
-
-    def busy(self) -> bool:
-        return bool(self.running)
-
     def submit(self, cell: Cell) -> None:
-        folder = self.out / CELLS / cell.id
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self.folder(cell)
         (folder / ERROR).unlink(missing_ok=True)
         p = self.ctx.Process(
             target=_local_cell, args=(cell.run, cell.config, str(folder), cell.threads), name=f"nextk-cell-{cell.id}"
@@ -459,7 +471,7 @@ class LocalBackend:
         self.running.clear()
 
 
-class RayBackend:
+class RayBackend(Backend):
     """Each cell a Ray task with its CPU/GPU request (Ray's own retries off: the sweep counts attempts). Connects
     to `address` ("auto", "ray://…"), or starts a local Ray; one already initialised in this process is used."""
 
@@ -478,15 +490,8 @@ class RayBackend:
         self.limit = workers or 10**9
         self.running = {}
 
-    def free(self) -> bool:
-        return len(self.running) < self.limit
-
-    def busy(self) -> bool:
-        return bool(self.running)
-
     def submit(self, cell: Cell) -> None:
-        folder = self.out / CELLS / cell.id
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self.folder(cell)
         shipped, total = {}, 0
         for p in sorted(folder.rglob("*")):  # what a killed attempt left: a worker elsewhere resumes from it
             if p.is_file() and p.name not in (CELL, ERROR):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nextk.console import quiet
 from nextk.models import TRAINABLE
-from nextk.runs.common import RESULTS, prepare, write_json
+from nextk.runs.common import RESULTS, pick, prepare, write_json
 from nextk.sources import make_source
 from nextk.train import check_budget, train
 
@@ -42,16 +42,8 @@ def build(cfg: Config, vocab_size: int, length: int):
         from nextk.errors import InputError
 
         raise InputError(f"unknown model {cfg.model!r}; choose one of {sorted(TRAINABLE)}")
-    return TRAINABLE[cfg.model].from_options(
-        vocab_size,
-        width=cfg.width,
-        layers=cfg.layers,
-        size=cfg.size,
-        steps_per_token=cfg.steps_per_token,
-        heads=cfg.heads,
-        seed=cfg.seed,
-        length=length,
-    )
+    shape = pick(cfg, "width", "layers", "size", "steps_per_token", "heads", "seed")
+    return TRAINABLE[cfg.model].from_options(vocab_size, length=length, **shape)
 
 
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
@@ -63,20 +55,8 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     old = prepare(out, cfg, extendable=EXTENDABLE, force_new=force_new, log=log)
     if old is not None and old.get("steps") != cfg.steps:
         log(f"extending the step budget of {out} from {old.get('steps')} to {cfg.steps}")
-    res = train(
-        model,
-        source,
-        steps=cfg.steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        seed=cfg.seed,
-        data=cfg.data,
-        eval_every=cfg.eval_every,
-        patience=cfg.patience,
-        checkpoint=out,
-        progress=progress,
-        log=log,
-    )
+    budget = pick(cfg, "steps", "batch_size", "lr", "seed", "data", "eval_every", "patience")
+    res = train(model, source, checkpoint=out, progress=progress, log=log, **budget)
     results = {
         "source": repr(source),
         "source_params": source.params,

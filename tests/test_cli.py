@@ -33,14 +33,16 @@ def test_train_then_eval(tmp_path):
     assert r.exit_code == 2 and "vocabulary size" in r.output
 
 
-def test_boost_command(tmp_path):
+def test_boost_command(tmp_path, monkeypatch):
     cli_json(f"train {DYCK8} --hidden 4 --steps 20 --out {tmp_path / 'm'}")
     res = cli_json(f"boost {tmp_path / 'm'} {DYCK8} --k 2 --num-docs 64 --out {tmp_path / 'b'}")
     assert res["kl_after"]["value"] < res["kl_before"]["value"]
     assert res["pass_after"]["value"] >= res["pass_before"]["value"]
     assert (tmp_path / "b" / "boost.png").stat().st_size > 1000
+    monkeypatch.chdir(tmp_path)  # the default run folder would land here
     r = cli(f"boost {tmp_path / 'm'} {DYCK8} --distinguisher check:nope")
     assert r.exit_code == 2 and "no checker" in r.output
+    assert not (tmp_path / "nextk-runs").exists()  # refused before any folder was made
 
 
 @pytest.mark.parametrize(

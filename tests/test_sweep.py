@@ -116,7 +116,7 @@ def test_a_failing_cell_is_retried_then_reported_and_the_others_complete(tmp_pat
         assert pq.read_table(tmp_path / "o" / "table.parquet").num_rows == 4
 
 
-def test_sweep_command_and_table(tmp_path):
+def test_sweep_command_and_table(tmp_path, monkeypatch):
     counter = tmp_path / "calls.txt"
     toml = tmp_path / "grid.toml"
     toml.write_text(
@@ -126,7 +126,9 @@ def test_sweep_command_and_table(tmp_path):
     assert r.exit_code == 0, r.output
     rows = read_table(tmp_path / "o")
     assert [row["again"] for row in rows] == [4, 9] and rows[0]["again_low"] == 3
+    monkeypatch.chdir(tmp_path)  # the default folder would land here
     assert cli(f"sweep {tmp_path / 'nope.toml'}").exit_code == 2
+    assert not (tmp_path / "nextk-runs").exists()
 
 
 def train_grid() -> dict:

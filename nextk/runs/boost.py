@@ -46,15 +46,17 @@ class Config:
 
 
 def pick_distinguisher(spec: str, source, model, k: int, seed: int):
+    """(its name, a function that builds it): the spec is checked at once, the building (a learned
+    distinguisher's fit) waits until the run folder is accepted."""
     if spec == "learned":
-        return "learned", LearnedDistinguisher(source.vocab_size, seed=seed).fit(source, model, k)
+        return "learned", lambda: LearnedDistinguisher(source.vocab_size, seed=seed).fit(source, model, k)
     if spec == "optimal":
-        return "optimal", OptimalDistinguisher(source, model, k)
+        return "optimal", lambda: OptimalDistinguisher(source, model, k)
     if spec.startswith("check"):
         name = spec.partition(":")[2] or next(iter(source.checks), "")
         if name not in source.checks:
             raise InputError(f"source has no checker {name!r}; it has {sorted(source.checks)}")
-        return f"check:{name}", source.checks[name]
+        return f"check:{name}", lambda: source.checks[name]
     raise InputError(f"unknown distinguisher {spec!r}; use check, check:NAME, learned or optimal")
 
 
@@ -105,8 +107,9 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     model = load_model(cfg.checkpoint, vocab_size=source.vocab_size)
     k, spec, num_docs, seed, distill_steps = cfg.k, cfg.distinguisher, cfg.num_docs, cfg.seed, cfg.distill_steps
     n = source.length
+    name, make = pick_distinguisher(spec, source, model, k, seed)  # a bad spec fails before the folder exists
     prepare(out, cfg, force_new=force_new, log=log)
-    name, d = pick_distinguisher(spec, source, model, k, seed)
+    d = make()
     b = boost(model, d, k, p=source, num_docs=num_docs, seed=seed)
     log(f"boosted: offset {b.offset}, {b.search_['eta_note']}")
     meter = KLMeter(source, cfg.exact_support, num_docs, seed + 1)

@@ -755,6 +755,7 @@ def collect(out: Path, cells: list[Cell]) -> list[dict]:
 
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
     """Run the sweep into `out` (resuming it), write the table; results.json is the summary."""
+    read_spec(cfg.spec)  # a missing or malformed spec fails before the folder is made
     prepare(out, cfg, extendable=tuple(f.name for f in fields(Config)), force_new=force_new)
     res = execute_sweep(
         cfg.spec, out, workers=cfg.workers, backend=cfg.backend, address=cfg.address, retries=cfg.retries, log=log

@@ -40,7 +40,7 @@ def window_log_probs(model: LanguageModel, state: State, k: int) -> Tensor:
     b = state.batch_size
     lp = torch.zeros(b, 1, dtype=torch.float64)
     for j in range(k):
-        lp = (lp.reshape(-1, 1) + state.log_probs.double()).reshape(b, -1)  # (B, V^(j+1))
+        lp = (lp.reshape(-1, 1) + state.log_probs.double().cpu()).reshape(b, -1)  # (B, V^(j+1)), on the CPU
         if j + 1 < k:
             state, _ = model.step(state.repeat(v), torch.arange(v).repeat(state.batch_size))
     return lp

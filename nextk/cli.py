@@ -58,7 +58,7 @@ def sample(
 
 
 command(app, "demo", skip=("source", "source_params", "model"), common=("out", "progress", "force_new"))
-command(app, "train", args=("source",), rename={"width": "hidden"})
+command(app, "train", args=("source",), rename={"width": "hidden"}, common=("out", "as_json", "force_new", "progress"))
 
 
 def eval_inputs(values: dict, ctx: typer.Context) -> None:

@@ -165,8 +165,13 @@ def states_along(model: LanguageModel, x: Tensor) -> list[State]:
 
 
 def sample_categorical(log_probs: Tensor, generator: torch.Generator | None) -> Tensor:
-    """One draw per row from exp(log_probs) (batch, vocab) → (batch,)."""
+    """One draw per row from exp(log_probs) (batch, vocab) → (batch,), on the generator's device.
+
+    The estimators keep documents, windows and distinguishers on the CPU and seed CPU generators, so
+    a model on a GPU gives the same draws as on the CPU (its probabilities come over, one row each)."""
     probs = log_probs.double().exp()
+    if generator is not None and probs.device != generator.device:
+        probs = probs.to(generator.device)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 

@@ -165,6 +165,26 @@ def test_advantage_tv_and_boost_equal_enumeration(tiny):
     assert max(abs(got[i].item() - expected[tuple(x)]) for i, x in enumerate(xs.tolist())) < 1e-6
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_estimators_with_the_model_on_cuda(with_tokenizer, tmp_path):
+    """The model on the GPU, documents, windows and distinguishers on the CPU: every estimator runs and
+    agrees with the same model on the CPU (exact ones to rounding, sampled ones within their intervals)."""
+    folder = hf_tools.cached_folder("gpt2", 3)
+    cpu, gpu = HuggingFace.from_pretrained(folder), HuggingFace.from_pretrained(folder, device="cuda")
+    assert gpu.device.type == "cuda"
+    d, k = RandomD(3), 2
+    for estimator in ("exact", "rao_blackwell"):
+        a_cpu = advantage(d, TRUTH, cpu, k, estimator=estimator, num_docs=64, seed=1).value
+        assert abs(advantage(d, TRUTH, gpu, k, estimator=estimator, num_docs=64, seed=1).value - a_cpu) < 1e-5
+    a_cpu, a_gpu = (advantage(d, TRUTH, q, k, estimator="paired", num_docs=400, seed=2) for q in (cpu, gpu))
+    assert abs(a_cpu.value - a_gpu.value) <= 4 * (a_cpu.stderr**2 + a_gpu.stderr**2) ** 0.5
+    learned = LearnedDistinguisher(3, hidden=8, steps=10, seed=0).fit(TRUTH, gpu, k, num_docs=32)
+    assert advantage(learned, TRUTH, gpu, k, estimator="paired", num_docs=32, seed=3).n == 32
+    fast = "--num-docs 16 --learned-steps 5 --learned-docs 16 --doc-length 12 --k 1,2"
+    res = cli_json(f"eval hf:{with_tokenizer} {fast} --device cuda --out {tmp_path / 'run'}")
+    assert res["device"].startswith("cuda") and res["loss"]["n"] == 16
+
+
 def test_learned_distinguisher_at_v1000_finds_nothing_in_the_model_itself(tmp_path):
     """q against its own samples (p = q at length 10): the learned distinguisher's interval covers 0."""
     q = HuggingFace.from_pretrained(hf_tools.save_tiny(tmp_path, "gpt2", 1000, context=16))

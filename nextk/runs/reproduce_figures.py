@@ -3,6 +3,7 @@ the barrier, from the barrier run's results — so a report can be redrawn witho
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -40,10 +41,30 @@ def _grid(n: int, width: float = 4.2, height: float = 3.4):
     return fig, flat[:n]
 
 
-def theorem3(fig_data: dict, path: Path, title: str) -> Path | None:
-    points = fig_data.get("points") or []
-    if not points:
-        return None
+def _pair(title: str):
+    """Two panels side by side under the section's title."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig.suptitle(title, fontsize=10)
+    return fig, axes
+
+
+def _drawer(key: str):
+    """A drawer (fig_data, path, title) -> the saved figure's path, or None when fig_data holds no `key` items, from
+    draw(items, fig_data, title) -> the figure."""
+
+    def wrap(draw):
+        @functools.wraps(draw)
+        def drawer(fig_data: dict, path: Path, title: str) -> Path | None:
+            items = fig_data.get(key) or []
+            return save(draw(items, fig_data, title), path) if items else None
+
+        return drawer
+
+    return wrap
+
+
+@_drawer("points")
+def theorem3(points: list[dict], fig_data: dict, title: str):
     fig, ax = plt.subplots(figsize=(6.5, 5))
     kinds = {}
     for p in points:
@@ -54,81 +75,67 @@ def theorem3(fig_data: dict, path: Path, title: str) -> Path | None:
         errorbar(ax, xs, [_abs(p["advantage"]) for p in ps], fmt="o", ms=3, alpha=0.7, label=f"|a|, {kind}")
     bad = [p for p in points if p["status"] == "violated"]
     if bad:
-        ax.scatter(
-            [p["bound"]["value"] for p in bad],
-            [abs(p["advantage"]["value"]) for p in bad],
-            **VIOLATION,
-            label="violation (intervals disjoint)",
-        )
+        xs, ys = [p["bound"]["value"] for p in bad], [abs(p["advantage"]["value"]) for p in bad]
+        ax.scatter(xs, ys, **VIOLATION, label="violation (intervals disjoint)")
     top = max(max(p["bound"]["value"] for p in points), max(abs(p["advantage"]["value"]) for p in points)) * 1.05
     ax.plot([0, top], [0, top], **BOUND, label="|a| = bound")
     ax.set_xlabel("Theorem 3 bound sqrt(k·KL/(2(n−k+1)))")
     ax.set_ylabel("|advantage| (95% interval)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
-    return save(fig, path)
+    return fig
 
 
-def size_trend(fig_data: dict, path: Path, title: str) -> Path | None:
-    series = fig_data.get("series") or []
-    if not series:
-        return None
+def _trend(series: list[dict], x: str, xlabel: str, more, title: str):
+    """One panel per series: the advantage against x (the TV advantage with its interval, else the value read) and
+    what more(ax, series, its points) adds, under the section's title."""
     fig, axes = _grid(len(series))
     for ax, s in zip(axes, series):
-        pts = sorted(s["points"], key=lambda p: p["size"])
+        pts = sorted(s["points"], key=lambda p: p[x])
         ests = [_e(p["advantage"]) if p["advantage"] else _e({"value": p["value"]}) for p in pts]
-        errorbar(ax, [p["size"] for p in pts], ests, fmt="o", ms=4, label=s["what"])
-        sl = s.get("slope")
-        if sl:
-            xs = sorted({p["size"] for p in pts})
-            ax.plot(
-                xs,
-                [sl["intercept"] + sl["value"] * math.log2(x) for x in xs],
-                color="gray",
-                lw=1,
-                label=f"slope {sl['value']:+.3f} [{sl['low']:+.3f}, {sl['high']:+.3f}]/doubling",
-            )
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("model size (width)")
+        errorbar(ax, [p[x] for p in pts], ests, fmt="o", ms=4, label=s["what"])
+        more(ax, s, pts)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("advantage")
         ax.set_title(s["label"], fontsize=8)
         ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def length_flat(fig_data: dict, path: Path, title: str) -> Path | None:
-    series = fig_data.get("series") or []
-    if not series:
-        return None
-    fig, axes = _grid(len(series))
-    for ax, s in zip(axes, series):
-        pts = sorted(s["points"], key=lambda p: p["length"])
-        ests = [_e(p["advantage"]) if p["advantage"] else _e({"value": p["value"]}) for p in pts]
-        errorbar(ax, [p["length"] for p in pts], ests, fmt="o", ms=4, label=s["what"])
-        bounds = [p for p in pts if p.get("bound")]
-        if bounds:
-            ax.plot(
-                [p["length"] for p in bounds],
-                [p["bound"]["value"] for p in bounds],
-                "_",
-                ms=12,
-                color=BOUND["color"],
-                label="Theorem 3 bound",
-            )
-        ax.set_xlabel("document length n")
-        ax.set_ylabel("advantage")
-        ax.set_title(s["label"], fontsize=8)
-        ax.legend(fontsize=6)
-    fig.suptitle(title + f" (flat: change within ±{fig_data.get('margin')})", fontsize=10)
-    return save(fig, path)
+def _slope_line(ax, s: dict, pts: list[dict]) -> None:
+    """The fitted slope against log2 of the size, on a log2 axis."""
+    sl = s.get("slope")
+    if sl:
+        xs = sorted({p["size"] for p in pts})
+        label = f"slope {sl['value']:+.3f} [{sl['low']:+.3f}, {sl['high']:+.3f}]/doubling"
+        ax.plot(xs, [sl["intercept"] + sl["value"] * math.log2(x) for x in xs], color="gray", lw=1, label=label)
+    ax.set_xscale("log", base=2)
 
 
-def lemma1(fig_data: dict, path: Path, title: str) -> Path | None:
-    points, chosen = fig_data.get("points") or [], fig_data.get("chosen") or []
-    if not points:
-        return None
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+def _bound_marks(ax, s: dict, pts: list[dict]) -> None:
+    """The Theorem 3 bound at each n where it was measured."""
+    bounds = [p for p in pts if p.get("bound")]
+    if bounds:
+        xs, ys = [p["length"] for p in bounds], [p["bound"]["value"] for p in bounds]
+        ax.plot(xs, ys, "_", ms=12, color=BOUND["color"], label="Theorem 3 bound")
+
+
+@_drawer("series")
+def size_trend(series: list[dict], fig_data: dict, title: str):
+    return _trend(series, "size", "model size (width)", _slope_line, title)
+
+
+@_drawer("series")
+def length_flat(series: list[dict], fig_data: dict, title: str):
+    flat = f" (flat: change within ±{fig_data.get('margin')})"
+    return _trend(series, "length", "document length n", _bound_marks, title + flat)
+
+
+@_drawer("points")
+def lemma1(points: list[dict], fig_data: dict, title: str):
+    chosen = fig_data.get("chosen") or []
+    fig, (a1, a2) = _pair(title)
     xs = [p["guarantee"]["value"] for p in points]
     errorbar(a1, xs, [_e(p["gain_at_half_alpha"]) for p in points], fmt="o", ms=4, label="Δ(r, α_r/2)")
     top = max(max(xs), max(p["gain_at_half_alpha"]["value"] for p in points)) * 1.05
@@ -149,15 +156,12 @@ def lemma1(fig_data: dict, path: Path, title: str) -> Path | None:
         a2.set_ylabel("gain Δ (nats, held out)")
         a2.set_title("the searched offset and step against Lemma 1", fontsize=8)
         a2.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def lemma4(fig_data: dict, path: Path, title: str) -> Path | None:
-    groups = fig_data.get("groups") or []
-    if not groups:
-        return None
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+@_drawer("groups")
+def lemma4(groups: list[dict], fig_data: dict, title: str):
+    fig, (a1, a2) = _pair(title)
     idx = list(range(len(groups)))
     errorbar(a1, idx, [g["share"] for g in groups], fmt="o", label="two sizes sufficed (Wilson 95%)")
     a1.axhline(groups[0]["promised"], **BOUND, label=f"promised {groups[0]['promised']}")
@@ -186,15 +190,12 @@ def lemma4(fig_data: dict, path: Path, title: str) -> Path | None:
     a2.set_xlabel("run (output of Algorithm 1)")
     a2.set_ylabel("advantage at k of the output")
     a2.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def theorem2(fig_data: dict, path: Path, title: str) -> Path | None:
-    series = fig_data.get("series") or []
-    if not series:
-        return None
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+@_drawer("series")
+def theorem2(series: list[dict], fig_data: dict, title: str):
+    fig, (a1, a2) = _pair(title)
     for s in series:
         pts = s["points"]
         b = [p["bit_size"] for p in pts]
@@ -214,14 +215,11 @@ def theorem2(fig_data: dict, path: Path, title: str) -> Path | None:
     for ax in (a1, a2):
         ax.set_xlabel("bit size b = 1 + I + F")
         ax.legend(fontsize=6)
-    fig.suptitle(title, fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def barrier_hidden(fig_data: dict, path: Path, title: str) -> Path | None:
-    bars = fig_data.get("bars") or []
-    if not bars:
-        return None
+@_drawer("bars")
+def barrier_hidden(bars: list[dict], fig_data: dict, title: str):
     fig, ax = plt.subplots(figsize=(6, 4))
     labels = ["plain (product first)"] + [b["variant"] for b in bars]
     ests = [_e(bars[0]["plain"])] + [_e(b["validity"]) for b in bars]
@@ -229,7 +227,7 @@ def barrier_hidden(fig_data: dict, path: Path, title: str) -> Path | None:
     ax.set_xticks(list(range(len(labels))), labels, fontsize=8)
     ax.set_ylabel("valid visible documents (Wilson 95%)")
     ax.set_title(title, fontsize=9)
-    return save(fig, path)
+    return fig
 
 
 DRAWERS = {

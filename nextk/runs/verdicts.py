@@ -129,6 +129,46 @@ def section(
     }
 
 
+def not_shown(
+    key: str, title: str, claim: str, figure: dict | None, sentence: str, evidence: list[str] | None = None
+) -> dict:
+    """A section with nothing to check: verdict "not shown", `sentence` says what was not measured."""
+    return section(key, title, claim, [], verdict=NOT_SHOWN, figure=figure, sentence=sentence, evidence=evidence)
+
+
+def conclude(
+    key: str,
+    title: str,
+    claim: str,
+    checks: list[dict],
+    figure: dict | None,
+    empty: str,
+    head: str,
+    sentences: dict[str, str] | None = None,
+    *,
+    strict: bool = False,
+    more: list[str] | tuple[str, ...] = (),
+    empty_evidence: list[str] | None = None,
+) -> dict:
+    """The end of a section, from its key, title, claim, checks and figure: "not shown" with the sentence `empty`
+    (and `empty_evidence`) when there are no checks; else the checks' combined verdict — it holds when any check
+    holds and none is violated, or when `strict` only when every check holds (`combine`) — said by `head` and then
+    `sentences[verdict]`, with the checks' sentences and then `more` as evidence."""
+    if not checks:
+        return not_shown(key, title, claim, figure, empty, empty_evidence)
+    verdict = combine(checks, lenient=not strict)
+    return section(
+        key,
+        title,
+        claim,
+        checks,
+        verdict=verdict,
+        sentence=head + (sentences[verdict] if sentences else ""),
+        evidence=[c["sentence"] for c in checks] + list(more),
+        figure=figure,
+    )
+
+
 def slope(xs: list[float], ys: list[float]) -> dict | None:
     """Least-squares slope of ys on xs with a 95% Student-t interval (None with fewer than 3 points or one x)."""
     if len(xs) < 3 or len(set(xs)) < 2:
@@ -203,14 +243,8 @@ def theorem3(rows: list[dict]) -> dict:
             )
     figure = {"kind": "theorem3", "points": points}
     if not points:
-        return section(
-            "theorem3",
-            title,
-            claim,
-            [],
-            verdict=NOT_SHOWN,
-            figure=figure,
-            sentence="no trained model was measured: no row carries a Theorem 3 bound",
+        return not_shown(
+            "theorem3", title, claim, figure, "no trained model was measured: no row carries a Theorem 3 bound"
         )
 
     def describe(p):
@@ -262,24 +296,29 @@ def theorem3(rows: list[dict]) -> dict:
 # ---------------------------------------------------------------------------------------------- trends
 
 
-def size_trend(rows: list[dict]) -> dict:
-    """Advantage against model size at fixed source, n and k: the slope on log2(size) with its interval."""
-    title = "The advantage falls as the model grows"
-    claim = (
-        "A larger model reaches a lower excess loss, so by Theorem 3 a smaller advantage: at fixed source, n and "
-        "k the advantage should fall as the size grows. Read from the TV advantage (the optimal distinguisher) "
-        "against log2 of the size, every seed a point; 95% Student-t interval of the slope."
-    )
+def trend_groups(rows: list[dict], x: str, fields: tuple[str, ...]):
+    """The measured rows a trend is read from, grouped by `fields` and k, in sorted order; only the groups in
+    which `x` takes two or more values, each as (fields' values and k, rows, sorted values of x, what is read)."""
     groups = defaultdict(list)
     for r in ok_rows(rows, "measure"):
-        if r.get("size") is not None and r.get("k") is not None and trend_value(r)[0] is not None:
-            groups[(r.get("source_name"), r.get("source_key"), r.get("length"), r.get("family"), r["k"])].append(r)
+        if r.get(x) is not None and r.get("k") is not None and trend_value(r)[0] is not None:
+            groups[(*(r.get(f) for f in fields), r["k"])].append(r)
+    for group, rs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        xs = sorted({r[x] for r in rs})
+        if len(xs) >= 2:
+            yield group, rs, xs, trend_value(rs[0])[1]
+
+
+def trend_points(rs: list[dict], x: str, name: str, column: str) -> list[dict]:
+    """A trend's points for its figure: x, the value read, the TV advantage, and the estimate `column` as `name`."""
+    return [{x: r[x], "value": trend_value(r)[0], "advantage": est(r, "tv"), name: est(r, column)} for r in rs]
+
+
+def size_trend(rows: list[dict]) -> dict:
+    """Advantage against model size at fixed source, n and k: the slope on log2(size) with its interval."""
     checks, series = [], []
-    for (src, _key, n, family, k), rs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        sizes = sorted({r["size"] for r in rs})
-        if len(sizes) < 2:
-            continue
-        what = trend_value(rs[0])[1]
+    fields = ("source_name", "source_key", "length", "family")
+    for (src, _key, n, family, k), rs, sizes, what in trend_groups(rows, "size", fields):
         xs, ys = [math.log2(r["size"]) for r in rs], [trend_value(r)[0] for r in rs]
         s = slope(xs, ys)
         ex = slope(
@@ -302,64 +341,31 @@ def size_trend(rows: list[dict]) -> dict:
         if ex is not None:
             sentence += f"; excess loss slope {iv(ex, '+.5f')} nats/token per doubling"
         checks.append({"verdict": verdict, "sentence": sentence, "group": label, "slope": s, "excess_slope": ex})
-        series.append(
-            {
-                "label": label,
-                "k": k,
-                "what": what,
-                "slope": s,
-                "points": [
-                    {
-                        "size": r["size"],
-                        "value": trend_value(r)[0],
-                        "advantage": est(r, "tv"),
-                        "excess_loss": est(r, "excess_loss"),
-                    }
-                    for r in rs
-                ],
-            }
-        )
-    figure = {"kind": "size_trend", "series": series}
-    if not checks:
-        return section(
-            "size_trend",
-            title,
-            claim,
-            [],
-            verdict=NOT_SHOWN,
-            figure=figure,
-            sentence="no group of models with two or more sizes at the same source, n and k",
-        )
-    verdict = combine(checks, lenient=True)
-    sentence = (
-        f"{len(checks)} groups (source, n, family, k): {tally(checks)}. "
-        + {
+        points = trend_points(rs, "size", "excess_loss", "excess_loss")
+        series.append({"label": label, "k": k, "what": what, "slope": s, "points": points})
+    return conclude(
+        "size_trend",
+        "The advantage falls as the model grows",
+        "A larger model reaches a lower excess loss, so by Theorem 3 a smaller advantage: at fixed source, n and "
+        "k the advantage should fall as the size grows. Read from the TV advantage (the optimal distinguisher) "
+        "against log2 of the size, every seed a point; 95% Student-t interval of the slope.",
+        checks,
+        {"kind": "size_trend", "series": series},
+        "no group of models with two or more sizes at the same source, n and k",
+        f"{len(checks)} groups (source, n, family, k): {tally(checks)}. ",
+        {
             HOLDS: "The advantage falls with size where a trend is shown, and rises nowhere.",
             VIOLATED: "The advantage rises with size in at least one group, beyond its interval.",
             NOT_SHOWN: "No group shows a trend beyond its interval at this budget.",
-        }[verdict]
+        },
     )
-    return section("size_trend", title, claim, checks, verdict=verdict, sentence=sentence, figure=figure)
 
 
 def length_flat(rows: list[dict], margin: float = FLAT_MARGIN) -> dict:
     """Advantage against the document length n at fixed source, model and k: the change over the n range."""
-    title = "At fixed k, the advantage stays flat as n grows"
-    claim = (
-        "Theorem 3's bound sqrt(k·KL/(2(n−k+1))) depends on the per-token excess loss, not on n: for fixed k "
-        f"the advantage should not grow with the document length. Flat means the 95% interval of the change "
-        f"over the measured n range (least-squares slope × range) lies within ±{margin}."
-    )
-    groups = defaultdict(list)
-    for r in ok_rows(rows, "measure"):
-        if r.get("length") is not None and r.get("k") is not None and trend_value(r)[0] is not None:
-            groups[(r.get("source_name"), r.get("source_key"), r.get("family"), r.get("size"), r["k"])].append(r)
     checks, series = [], []
-    for (src, _key, family, size, k), rs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        ns = sorted({r["length"] for r in rs})
-        if len(ns) < 2:
-            continue
-        what = trend_value(rs[0])[1]
+    fields = ("source_name", "source_key", "family", "size")
+    for (src, _key, family, size, k), rs, ns, what in trend_groups(rows, "length", fields):
         span = ns[-1] - ns[0]
         s = slope([r["length"] for r in rs], [trend_value(r)[0] for r in rs])
         b = slope(
@@ -387,44 +393,25 @@ def length_flat(rows: list[dict], margin: float = FLAT_MARGIN) -> dict:
         checks.append(
             {"verdict": verdict, "sentence": sentence, "group": label, "change": change, "bound_change": bchange}
         )
-        series.append(
-            {
-                "label": label,
-                "k": k,
-                "what": what,
-                "points": [
-                    {
-                        "length": r["length"],
-                        "value": trend_value(r)[0],
-                        "advantage": est(r, "tv"),
-                        "bound": est(r, "theorem3"),
-                    }
-                    for r in rs
-                ],
-            }
-        )
-    figure = {"kind": "length_flat", "series": series, "margin": margin}
-    if not checks:
-        return section(
-            "length_flat",
-            title,
-            claim,
-            [],
-            verdict=NOT_SHOWN,
-            figure=figure,
-            sentence="no group of models measured at two or more lengths n with the same k",
-        )
-    verdict = combine(checks, lenient=True)
-    sentence = (
-        f"{len(checks)} groups (source, model, k): {tally(checks)}. "
-        + {
+        points = trend_points(rs, "length", "bound", "theorem3")
+        series.append({"label": label, "k": k, "what": what, "points": points})
+    return conclude(
+        "length_flat",
+        "At fixed k, the advantage stays flat as n grows",
+        "Theorem 3's bound sqrt(k·KL/(2(n−k+1))) depends on the per-token excess loss, not on n: for fixed k "
+        f"the advantage should not grow with the document length. Flat means the 95% interval of the change "
+        f"over the measured n range (least-squares slope × range) lies within ±{margin}.",
+        checks,
+        {"kind": "length_flat", "series": series, "margin": margin},
+        "no group of models measured at two or more lengths n with the same k",
+        f"{len(checks)} groups (source, model, k): {tally(checks)}. ",
+        {
             HOLDS: f"Where the interval is narrow enough, the advantage stays within ±{margin} across n; it "
             f"grows beyond that nowhere.",
             VIOLATED: f"The advantage grows with n by more than {margin} in at least one group.",
             NOT_SHOWN: "No group pins the change down to within the margin at this budget.",
-        }[verdict]
+        },
     )
-    return section("length_flat", title, claim, checks, verdict=verdict, sentence=sentence, figure=figure)
 
 
 # ---------------------------------------------------------------------------------------------- Lemma 1
@@ -436,14 +423,16 @@ def squared_interval(a: dict, blocks: int) -> dict:
     return {"value": blocks * a["value"] ** 2 / 4, "low": blocks * bottom**2 / 4, "high": blocks * top**2 / 4}
 
 
+def at_least(gain: dict, ref: dict, below: str, reaches: str, within: str) -> tuple[str, str]:
+    """A gain against what it should reach, as (verdict, word): violated when its interval lies wholly below ref's
+    (`below`); else it holds, with `reaches` when its value reaches ref's and `within` when only the intervals do."""
+    if high(gain) < low(ref):
+        return VIOLATED, below
+    return HOLDS, reaches if gain["value"] >= ref["value"] else within
+
+
 def lemma1(rows: list[dict]) -> dict:
     """Boosting's gain at (r, α_r/2) against |S_r|α_r²/4, and the searched (r, η) against both."""
-    title = "Lemma 1: boosting lowers the KL by at least |S_r|·α_r²/4"
-    claim = (
-        "Boosting q with a distinguisher on the blocks S_r at step η = α_r/2 lowers KL(p̄‖q̄) by "
-        "Δ ≥ |S_r|·α_r²/4 (docs/theory.md §4); the searched offset and step (nextk.boost) should do at least as "
-        "well, and at least m·a²/(4·min(k, m)) overall. Δ and α_r are measured on held-out documents."
-    )
     rs = [r for r in ok_rows(rows, "boost") if r.get("offset") is not None]
     checks, points, chosen = [], [], []
     for r in rs:
@@ -452,12 +441,13 @@ def lemma1(rows: list[dict]) -> dict:
             continue
         guar = squared_interval(a, r["blocks"])
         label = f"{model_label(r)}, d = {r.get('distinguisher')}, k={r.get('k')}, offset r={r['offset']}"
-        if high(g) < guar["low"]:
-            verdict, word = VIOLATED, "below the guarantee beyond the intervals"
-        elif g["value"] >= guar["value"]:
-            verdict, word = HOLDS, "at least the guarantee"
-        else:
-            verdict, word = HOLDS, "below the guarantee's value but within the intervals (not a violation)"
+        verdict, word = at_least(
+            g,
+            guar,
+            "below the guarantee beyond the intervals",
+            "at least the guarantee",
+            "below the guarantee's value but within the intervals (not a violation)",
+        )
         sentence = (
             f"{label}: Δ(r, α_r/2) = {iv(g)} vs |S_r|α_r²/4 = {iv(guar)} (α_r = {iv(a)}, |S_r| = {r['blocks']}): {word}"
         )
@@ -492,14 +482,15 @@ def lemma1(rows: list[dict]) -> dict:
         best, best_row = max(halves, key=lambda x: x[0]["value"])
         tight = r0.get("lemma1_guarantee_tight")
         label = f"{model_label(r0)}, d = {r0.get('distinguisher')}, k={r0.get('k')}"
-        if high(cg) < low(best):
-            verdict, word = VIOLATED, "below the best Δ(r, α_r/2) beyond the intervals"
-        elif tight is not None and high(cg) < tight:
+        verdict, word = at_least(
+            cg,
+            best,
+            "below the best Δ(r, α_r/2) beyond the intervals",
+            "beats the best Δ(r, α_r/2)",
+            "below the best Δ(r, α_r/2) in value, within the intervals (not a violation)",
+        )
+        if verdict == HOLDS and tight is not None and high(cg) < tight:
             verdict, word = VIOLATED, "below the overall guarantee m·a²/(4·min(k, m)) beyond its interval"
-        elif cg["value"] >= best["value"]:
-            verdict, word = HOLDS, "beats the best Δ(r, α_r/2)"
-        else:
-            verdict, word = HOLDS, "below the best Δ(r, α_r/2) in value, within the intervals (not a violation)"
         sentence = (
             f"{label}: the searched (r={r0.get('chosen_offset')}, η={num(r0.get('chosen_eta'), '.3f')}) "
             f"gains Δ = {iv(cg)} vs the best Δ(r, α_r/2) = {iv(best)} (r={best_row['offset']})"
@@ -508,23 +499,27 @@ def lemma1(rows: list[dict]) -> dict:
         )
         checks.append({"verdict": verdict, "sentence": sentence, "kind": "searched"})
         chosen.append({"label": label, "chosen_gain": cg, "best_half": best, "tight": tight})
-    figure = {"kind": "lemma1", "points": points, "chosen": chosen}
-    if not checks:
-        return section(
-            "lemma1", title, claim, [], verdict=NOT_SHOWN, figure=figure, sentence="no boosting run was measured"
-        )
     half = [c for c in checks if c.get("kind") == "half_alpha"]
     searched = [c for c in checks if c.get("kind") == "searched"]
     noise = sum(1 for c in half if c.get("within_noise"))
-    verdict = VIOLATED if any(c["verdict"] == VIOLATED for c in checks) else HOLDS
-    sentence = (
-        f"{len(half)} offsets: Δ(r, α_r/2) ≥ |S_r|α_r²/4 violated beyond the intervals at "
-        f"{sum(c['verdict'] == VIOLATED for c in half)}"
-        + (f" ({noise} below the guarantee's value within the intervals)" if noise else "")
-        + f"; {len(searched)} searched (r, η): below Δ(r, α_r/2) or the overall guarantee beyond the intervals "
-        f"at {sum(c['verdict'] == VIOLATED for c in searched)}."
+    # every check holds or is violated, so the verdict is: violated if any check is, else holds
+    return conclude(
+        "lemma1",
+        "Lemma 1: boosting lowers the KL by at least |S_r|·α_r²/4",
+        "Boosting q with a distinguisher on the blocks S_r at step η = α_r/2 lowers KL(p̄‖q̄) by "
+        "Δ ≥ |S_r|·α_r²/4 (docs/theory.md §4); the searched offset and step (nextk.boost) should do at least as "
+        "well, and at least m·a²/(4·min(k, m)) overall. Δ and α_r are measured on held-out documents.",
+        checks,
+        {"kind": "lemma1", "points": points, "chosen": chosen},
+        "no boosting run was measured",
+        (
+            f"{len(half)} offsets: Δ(r, α_r/2) ≥ |S_r|α_r²/4 violated beyond the intervals at "
+            f"{sum(c['verdict'] == VIOLATED for c in half)}"
+            + (f" ({noise} below the guarantee's value within the intervals)" if noise else "")
+            + f"; {len(searched)} searched (r, η): below Δ(r, α_r/2) or the overall guarantee beyond the intervals "
+            f"at {sum(c['verdict'] == VIOLATED for c in searched)}."
+        ),
     )
-    return section("lemma1", title, claim, checks, verdict=verdict, sentence=sentence, figure=figure)
 
 
 # ---------------------------------------------------------------------------------------------- Lemma 4
@@ -532,15 +527,6 @@ def lemma1(rows: list[dict]) -> dict:
 
 def lemma4(rows: list[dict], promised: float = PROMISED) -> dict:
     """Algorithm 1: how often two sizes sufficed (Wilson interval) against 0.9, and its output's advantage at k."""
-    title = "Lemma 4 / Theorem 1: Algorithm 1 stops after two sizes, and its output is hard to distinguish"
-    claim = (
-        f"With j₀ drawn uniformly from 1..N, N = ⌈10 log V/δ⌉, Algorithm 1 stops after two sizes with probability "
-        f"≥ {promised}, and under exact loss minimisation its output is (ε, k)-indistinguishable for the "
-        "distinguishers the next size can absorb (docs/theory.md §5). Measured over repeated runs: the share "
-        "that stopped after two sizes with its Wilson 95% interval, and the output's advantage at k for the "
-        "bounded-size distinguishers (checkers, the learned one) against ε; the TV ceiling is context, not a "
-        "test (the optimal distinguisher has no size bound)."
-    )
     groups = defaultdict(list)
     for r in ok_rows(rows, "search"):
         if r.get("bit_size") is None and r.get("two_sizes") is not None:
@@ -644,17 +630,23 @@ def lemma4(rows: list[dict], promised: float = PROMISED) -> dict:
                 ],
             }
         )
-    figure = {"kind": "lemma4", "groups": figure_groups}
-    if not checks:
-        return section(
-            "lemma4", title, claim, [], verdict=NOT_SHOWN, figure=figure, sentence="no run of Algorithm 1 finished"
-        )
-    verdict = combine(checks)
     plural = "setting" if len(groups) == 1 else "settings"
-    sentence = f"{len(groups)} {plural}, {len(checks)} checks: {tally(checks)}. " + " ".join(
-        c["sentence"] for c in checks if c.get("kind") == "two_sizes"
+    return conclude(
+        "lemma4",
+        "Lemma 4 / Theorem 1: Algorithm 1 stops after two sizes, and its output is hard to distinguish",
+        f"With j₀ drawn uniformly from 1..N, N = ⌈10 log V/δ⌉, Algorithm 1 stops after two sizes with probability "
+        f"≥ {promised}, and under exact loss minimisation its output is (ε, k)-indistinguishable for the "
+        "distinguishers the next size can absorb (docs/theory.md §5). Measured over repeated runs: the share "
+        "that stopped after two sizes with its Wilson 95% interval, and the output's advantage at k for the "
+        "bounded-size distinguishers (checkers, the learned one) against ε; the TV ceiling is context, not a "
+        "test (the optimal distinguisher has no size bound).",
+        checks,
+        {"kind": "lemma4", "groups": figure_groups},
+        "no run of Algorithm 1 finished",
+        f"{len(groups)} {plural}, {len(checks)} checks: {tally(checks)}. "
+        + " ".join(c["sentence"] for c in checks if c.get("kind") == "two_sizes"),
+        strict=True,
     )
-    return section("lemma4", title, claim, checks, verdict=verdict, sentence=sentence, figure=figure)
 
 
 # ---------------------------------------------------------------------------------------------- Theorem 2
@@ -667,14 +659,6 @@ def matches_float(q: dict, ref: dict) -> bool:
 
 def theorem2(rows: list[dict]) -> dict:
     """Loss and advantage against bit size (every node in fixed point); the smallest sufficient bit size per n."""
-    title = "Theorem 2: a bit size independent of n suffices"
-    claim = (
-        "With every node value in fixed point, a bit size polynomial in k, 1/ε and the distinguishers' size — and "
-        "independent of n — suffices (Algorithm 2, docs/theory.md §6). Measured: a trained RNN's excess loss and "
-        "advantage at each bit size b = 1 + I + F, against the same model in floating point; b* is the smallest "
-        "tested b from which on every quantised excess loss's interval reaches the float model's. This is an "
-        "existence claim: a finite sweep can support it, not refute it."
-    )
     cells = defaultdict(list)
     for r in ok_rows(rows, "bits"):
         cells[(r.get("cell"), r.get("step_index"))].append(r)
@@ -752,39 +736,27 @@ def theorem2(rows: list[dict]) -> dict:
                 f"output j={r.get('stop_index')} at b = {r['bit_size']} bits after {r.get('sizes_tried')} sizes; "
                 f"TV {iv(est(r, 'tv'))}, bound {iv(est(r, 'theorem3'))}"
             )
-    figure = {"kind": "theorem2", "series": series}
-    if not checks:
-        return section(
-            "theorem2",
-            title,
-            claim,
-            [],
-            verdict=NOT_SHOWN,
-            figure=figure,
-            evidence=evidence_alg2,
-            sentence="no bit-size sweep was measured",
-        )
-    verdict = combine(checks)
     found = ", ".join(f"{b} bits at n={n}" for n, b in bstar) or "none"
-    sentence = (
-        f"{len(series)} models swept over bit sizes; the float model's excess loss is reached at {found}. "
-        + (
-            {
-                HOLDS: "A fixed bit size suffices at every n measured.",
-                NOT_SHOWN: "Not every model reached its float excess loss at a tested bit size, or b* grew with n.",
-                VIOLATED: "",
-            }[verdict]
-        )
-    )
-    return section(
+    return conclude(
         "theorem2",
-        title,
-        claim,
+        "Theorem 2: a bit size independent of n suffices",
+        "With every node value in fixed point, a bit size polynomial in k, 1/ε and the distinguishers' size — and "
+        "independent of n — suffices (Algorithm 2, docs/theory.md §6). Measured: a trained RNN's excess loss and "
+        "advantage at each bit size b = 1 + I + F, against the same model in floating point; b* is the smallest "
+        "tested b from which on every quantised excess loss's interval reaches the float model's. This is an "
+        "existence claim: a finite sweep can support it, not refute it.",
         checks,
-        verdict=verdict,
-        sentence=sentence,
-        figure=figure,
-        evidence=[c["sentence"] for c in checks] + evidence_alg2,
+        {"kind": "theorem2", "series": series},
+        "no bit-size sweep was measured",
+        f"{len(series)} models swept over bit sizes; the float model's excess loss is reached at {found}. ",
+        {
+            HOLDS: "A fixed bit size suffices at every n measured.",
+            NOT_SHOWN: "Not every model reached its float excess loss at a tested bit size, or b* grew with n.",
+            VIOLATED: "",
+        },
+        strict=True,
+        more=evidence_alg2,
+        empty_evidence=evidence_alg2,
     )
 
 
@@ -796,60 +768,36 @@ def barrier_rows(rows: list[dict], aspect: str) -> list[dict]:
 
 
 def barrier_sampling(rows: list[dict]) -> dict:
-    title = "Barrier: sampling product-first costs grow faster than the easy samplers'"
-    claim = (
-        "Product-first factorization documents are as hard to sample token by token as factoring N (the paper's "
-        "Appendix B, the note): the cost per sample of the product-first autoregressive sampler should grow "
-        "faster in the digits d than the non-autoregressive and factors-first samplers'. Growth is the fitted "
-        "decades per digit with a 95% Student-t interval (nextk.barrier.conclusions)."
-    )
+    """The growth of the cost per sample in d, product-first against each other sampler."""
     word = {"a_higher": HOLDS, "b_higher": VIOLATED}
     checks = [
         {"verdict": word.get(r.get("verdict"), NOT_SHOWN), "sentence": r.get("sentence") or ""}
         for r in barrier_rows(rows, "sampling_versus")
     ]
     stops = [r.get("sentence") for r in barrier_rows(rows, "sampling_growth") if r.get("sentence")]
-    if not checks:
-        return section(
-            "barrier_sampling",
-            title,
-            claim,
-            [],
-            verdict=NOT_SHOWN,
-            sentence="the sampling costs were not measured (no barrier run finished)",
-            figure={"kind": "barrier", "name": "sampling_cost"},
-        )
-    verdict = combine(checks)
-    sentence = (
-        f"{len(checks)} comparisons of growth: {tally(checks)}. "
-        + {
+    return conclude(
+        "barrier_sampling",
+        "Barrier: sampling product-first costs grow faster than the easy samplers'",
+        "Product-first factorization documents are as hard to sample token by token as factoring N (the paper's "
+        "Appendix B, the note): the cost per sample of the product-first autoregressive sampler should grow "
+        "faster in the digits d than the non-autoregressive and factors-first samplers'. Growth is the fitted "
+        "decades per digit with a 95% Student-t interval (nextk.barrier.conclusions).",
+        checks,
+        {"kind": "barrier", "name": "sampling_cost"},
+        "the sampling costs were not measured (no barrier run finished)",
+        f"{len(checks)} comparisons of growth: {tally(checks)}. ",
+        {
             HOLDS: "Product-first grows faster than every other sampler (intervals disjoint).",
             VIOLATED: "Another sampler grows faster than product-first (intervals disjoint).",
             NOT_SHOWN: "Not every comparison separates at this budget (more digits or time are needed).",
-        }[verdict]
-    )
-    return section(
-        "barrier_sampling",
-        title,
-        claim,
-        checks,
-        verdict=verdict,
-        sentence=sentence,
-        evidence=[c["sentence"] for c in checks] + stops,
-        figure={"kind": "barrier", "name": "sampling_cost"},
+        },
+        strict=True,
+        more=stops,
     )
 
 
 def barrier_learning(rows: list[dict]) -> dict:
-    title = "Barrier: the factors-first order is learned better than product-first"
-    claim = (
-        "At equal model size and training budget, a GRU trained on factors-first documents (p, q, N) should "
-        "write valid documents more often than one trained product-first (N, p, q), whose conditionals after N "
-        "require factoring; its excess loss should be lower too. Compared per d by 95% intervals. Only the valid "
-        "rate — sampling correct documents, what the barrier is about — can contradict the claim: a lower excess "
-        "loss of product-first is reported, not counted against it (the loss also prices the digits both orders "
-        "share, and at small d both orders are a table the model can memorise)."
-    )
+    """Valid rate and excess loss per d, factors-first against product-first at equal size and budget."""
     checks = []
     for r in barrier_rows(rows, "learning"):
         v, sentence = r.get("verdict"), r.get("sentence") or ""
@@ -860,44 +808,29 @@ def barrier_learning(rows: list[dict]) -> dict:
             if v == "b_higher":
                 sentence += " (product-first's excess loss is lower: reported, not counted against the claim)"
         checks.append({"verdict": verdict, "sentence": sentence, "digits": r.get("digits")})
-    if not checks:
-        return section(
-            "barrier_learning",
-            title,
-            claim,
-            [],
-            verdict=NOT_SHOWN,
-            sentence="learning by order was not measured (no barrier run finished)",
-            figure={"kind": "barrier", "name": "learning"},
-        )
-    verdict = combine(checks, lenient=True)
-    sentence = (
-        f"{len(checks)} comparisons (valid rate and excess loss per d): {tally(checks)}. "
-        + {
+    return conclude(
+        "barrier_learning",
+        "Barrier: the factors-first order is learned better than product-first",
+        "At equal model size and training budget, a GRU trained on factors-first documents (p, q, N) should "
+        "write valid documents more often than one trained product-first (N, p, q), whose conditionals after N "
+        "require factoring; its excess loss should be lower too. Compared per d by 95% intervals. Only the valid "
+        "rate — sampling correct documents, what the barrier is about — can contradict the claim: a lower excess "
+        "loss of product-first is reported, not counted against it (the loss also prices the digits both orders "
+        "share, and at small d both orders are a table the model can memorise).",
+        checks,
+        {"kind": "barrier", "name": "learning"},
+        "learning by order was not measured (no barrier run finished)",
+        f"{len(checks)} comparisons (valid rate and excess loss per d): {tally(checks)}. ",
+        {
             HOLDS: "Factors-first is learned better where the intervals separate, and worse nowhere.",
             VIOLATED: "Product-first is learned better somewhere, beyond the intervals.",
             NOT_SHOWN: "No comparison separates at this budget.",
-        }[verdict]
-    )
-    return section(
-        "barrier_learning",
-        title,
-        claim,
-        checks,
-        verdict=verdict,
-        sentence=sentence,
-        figure={"kind": "barrier", "name": "learning"},
+        },
     )
 
 
 def barrier_hidden(rows: list[dict]) -> dict:
-    title = "Barrier: a hidden stream or a seed prefix beats the plain model"
-    claim = (
-        "The note's ways around the barrier: writing hidden scratch tokens (p′, q′) before the visible document, "
-        "or a hidden random seed, makes the product-first document easy to produce autoregressively. A model "
-        "trained that way should write valid visible documents more often, and its visible distribution should "
-        "be closer in TV to the truth, than the plain product-first model of the same size and budget."
-    )
+    """The hidden stream and the seed prefix against the plain product-first model: valid rate and visible TV."""
     checks, bars = [], []
     for r in barrier_rows(rows, "hidden"):
         v = r.get("verdict")
@@ -909,27 +842,23 @@ def barrier_hidden(rows: list[dict]) -> dict:
         else:
             verdict = HOLDS if v == "lower" else NOT_SHOWN
         checks.append({"verdict": verdict, "sentence": r.get("sentence") or ""})
-    figure = {"kind": "barrier_hidden", "bars": bars}
-    if not checks:
-        return section(
-            "barrier_hidden",
-            title,
-            claim,
-            [],
-            verdict=NOT_SHOWN,
-            figure=figure,
-            sentence="the hidden stream and seed prefix were not measured (no barrier run finished)",
-        )
-    verdict = combine(checks, lenient=True)
-    sentence = (
-        f"{len(checks)} comparisons (valid rate, visible TV): {tally(checks)}. "
-        + {
+    return conclude(
+        "barrier_hidden",
+        "Barrier: a hidden stream or a seed prefix beats the plain model",
+        "The note's ways around the barrier: writing hidden scratch tokens (p′, q′) before the visible document, "
+        "or a hidden random seed, makes the product-first document easy to produce autoregressively. A model "
+        "trained that way should write valid visible documents more often, and its visible distribution should "
+        "be closer in TV to the truth, than the plain product-first model of the same size and budget.",
+        checks,
+        {"kind": "barrier_hidden", "bars": bars},
+        "the hidden stream and seed prefix were not measured (no barrier run finished)",
+        f"{len(checks)} comparisons (valid rate, visible TV): {tally(checks)}. ",
+        {
             HOLDS: "A hidden variant beats the plain model where the measurements separate, and loses nowhere.",
             VIOLATED: "The plain model is better somewhere, beyond the intervals.",
             NOT_SHOWN: "No improvement over the plain model is shown at this budget.",
-        }[verdict]
+        },
     )
-    return section("barrier_hidden", title, claim, checks, verdict=verdict, sentence=sentence, figure=figure)
 
 
 def barrier_primes(rows: list[dict], tolerance: float = LI_TV_TOLERANCE) -> dict:
@@ -946,15 +875,8 @@ def barrier_primes(rows: list[dict], tolerance: float = LI_TV_TOLERANCE) -> dict
     extra = [r.get("sentence") for r in barrier_rows(rows, "uniformity") if r.get("sentence")]
     figure = {"kind": "barrier", "name": "primes"}
     if not main or not tvs:
-        return section(
-            "barrier_primes",
-            title,
-            claim,
-            [],
-            verdict=NOT_SHOWN,
-            figure=figure,
-            evidence=extra,
-            sentence="no exact TV of the li approximation was computed",
+        return not_shown(
+            "barrier_primes", title, claim, figure, "no exact TV of the li approximation was computed", extra
         )
     worst = max(tvs, key=lambda r: r["tv"])
     ok = worst["tv"] <= tolerance

@@ -257,15 +257,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     out = Path(out)
     prepare(out, cfg, extendable=("workers", "backend", "address", "retries"), force_new=force_new)
     t0 = time.perf_counter()
-    summary = execute_sweep(
-        SPECS[cfg.budget](),
-        out,
-        workers=cfg.workers,
-        backend=cfg.backend,
-        address=cfg.address,
-        retries=cfg.retries,
-        log=log,
-    )
+    summary = execute_sweep(SPECS[cfg.budget](), out, cfg, log=log)
     results = {
         "budget": cfg.budget,
         "backend": cfg.backend,

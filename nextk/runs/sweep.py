@@ -615,17 +615,11 @@ def _terminate(signum, frame):
     raise _Terminated()
 
 
-def execute_sweep(
-    spec,
-    out: Path,
-    *,
-    workers: int | None = None,
-    backend: str = "local",
-    address: str | None = None,
-    retries: int | None = None,
-    log=quiet,
-) -> dict:
-    """Run every unfinished cell of the spec into out/cells/, then write the table. Returns the summary."""
+def execute_sweep(spec, out: Path, how, *, log=quiet) -> dict:
+    """Run every unfinished cell of the spec into out/cells/, then write the table. Returns the summary.
+    `how`: where and how to run, anything with workers, backend, address and retries (a sweep or reproduce
+    Config)."""
+    workers, backend, address, retries = how.workers, how.backend, how.address, how.retries
     check_option("backend", backend, BACKENDS)
     t0 = time.perf_counter()
     norm = normalise(spec, retries)
@@ -757,9 +751,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     """Run the sweep into `out` (resuming it), write the table; results.json is the summary."""
     read_spec(cfg.spec)  # a missing or malformed spec fails before the folder is made
     prepare(out, cfg, extendable=tuple(f.name for f in fields(Config)), force_new=force_new)
-    res = execute_sweep(
-        cfg.spec, out, workers=cfg.workers, backend=cfg.backend, address=cfg.address, retries=cfg.retries, log=log
-    )
+    res = execute_sweep(cfg.spec, out, cfg, log=log)
     write_json(Path(out) / RESULTS, res)
     return res
 

@@ -32,7 +32,6 @@ def resolve_estimator(estimator: str, vocab_size: int, k: int) -> str:
     return "rao_blackwell" if vocab_size**k <= WINDOW_BUDGET else "paired"
 
 
-
 def window_log_probs(model: LanguageModel, state: State, k: int) -> Tensor:
     """log q(w | prefix) for every window w ∈ Σ^k in lexicographic order: (B, V^k), by expanding
     the depth-k trie of continuations with batched steps (Σ_{j<k} B·V^(j+1) model steps)."""

@@ -75,7 +75,16 @@ def eval_inputs(values: dict, ctx: typer.Context) -> None:
 
 
 EVAL_NAMES = {"ks": "k", "length": "doc_length", "distinguishers": "distinguisher"}
-command(app, "eval", args=("checkpoint", "source"), rename=EVAL_NAMES, hook=eval_inputs, common=("out", "as_json"))
+EVAL_OUT = "also write results.json and plots here (default: print only)"
+command(
+    app,
+    "eval",
+    args=("checkpoint", "source"),
+    rename=EVAL_NAMES,
+    hook=eval_inputs,
+    common=("out", "as_json"),
+    out_help=EVAL_OUT,
+)
 command(app, "boost", args=("checkpoint", "source"))
 command(app, "search", args=("source",))
 command(app, "bits", args=("checkpoint", "source"))
@@ -84,7 +93,7 @@ command(app, "bits", args=("checkpoint", "source"))
 def construct_inputs(values: dict, ctx: typer.Context) -> None:
     """The default source keeps its default parameters unless some are given."""
     if values["source"] == "parity" and not ctx.args:
-        values.pop("source_params")
+        values["source_params"] = None  # None: the Config's default
 
 
 command(app, "construct", args=("source",), hook=construct_inputs)
@@ -111,14 +120,17 @@ def sweep_inputs(values: dict, ctx: typer.Context) -> None:
     values["_default_out"] = default_out(Path(values["spec"]))
 
 
-command(app, "sweep", args=("spec",), hook=sweep_inputs, common=("out", "as_json"))
+SPEC = {"spec": "the sweep spec, a TOML file (run, base, grid; docs/reproduce.md)"}
+SWEEP_OUT = "sweep folder (default ./nextk-runs/sweep-NAME; the same folder resumes)"
+command(app, "sweep", args=("spec",), hook=sweep_inputs, common=("out", "as_json"), help=SPEC, out_help=SWEEP_OUT)
 
 
 def reproduce_inputs(values: dict, ctx: typer.Context) -> None:
     values["_default_out"] = Path("nextk-runs") / f"reproduce-{values['budget']}"
 
 
-command(app, "reproduce", hook=reproduce_inputs, common=("out", "as_json"))
+REPRODUCE_OUT = "folder (default ./nextk-runs/reproduce-BUDGET; the same folder resumes)"
+command(app, "reproduce", hook=reproduce_inputs, common=("out", "as_json"), out_help=REPRODUCE_OUT)
 
 barrier_app = typer.Typer(
     rich_markup_mode=None, no_args_is_help=True, help="The autoregressive barrier lab (docs/theory.md §7)."
@@ -126,7 +138,7 @@ barrier_app = typer.Typer(
 app.add_typer(barrier_app, name="barrier")
 
 
-BARRIER_NAMES = {"sampling_budget_s": "sampling_budget"}
+BARRIER_NAMES = {"sampling_budget_s": "sampling_budget", "prime_budget_s": "prime_budget"}
 command(barrier_app, "barrier", name="report", rename=BARRIER_NAMES, common=("out", "force_new"))
 
 
@@ -157,7 +169,21 @@ def barrier_primes(
 
 
 def main():
-    app()
+    """`nextk`: click's usage errors (a bad value, an unknown option, a missing argument) as one line too."""
+    from typer.exceptions import Abort, TyperException
+
+    try:
+        code = typer.main.get_command(app).main(standalone_mode=False, prog_name="nextk")
+    except TyperException as e:  # typer's click: UsageError, BadParameter, NoSuchOption, …
+        if type(e).__name__ == "NoArgsIsHelpError" or not hasattr(e, "format_message"):
+            e.show()  # `nextk` alone: the help
+        else:
+            hint = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) else ""
+            console.print(f"[red]error:[/red] {e.format_message()}{hint}", highlight=False, soft_wrap=True)
+        raise SystemExit(getattr(e, "exit_code", 2)) from None
+    except Abort:
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

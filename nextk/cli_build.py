@@ -14,6 +14,7 @@ parameters come as `--param value` pairs after its name)."""
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import io
 import tokenize
@@ -39,9 +40,16 @@ class Field:
     help: str
 
 
+@functools.lru_cache(maxsize=None)
+def read_run(kind: str) -> tuple[ast.Module, list[str]]:
+    """nextk/runs/<kind>.py parsed once: (its syntax tree, its lines)."""
+    text = (RUNS / f"{kind}.py").read_text(encoding="utf-8")
+    return ast.parse(text), text.splitlines(keepends=True)
+
+
 def run_doc(kind: str) -> str:
     """The command's help: the first paragraph of nextk/runs/<kind>.py's docstring, without its "`nextk X`: "."""
-    doc = ast.get_docstring(ast.parse((RUNS / f"{kind}.py").read_text(encoding="utf-8"))) or ""
+    doc = ast.get_docstring(read_run(kind)[0]) or ""
     first = doc.split("\n\n")[0]
     first = first.split("`: ", 1)[1] if first.startswith("`nextk") and "`: " in first else first
     return first[:1].upper() + first[1:]
@@ -49,13 +57,14 @@ def run_doc(kind: str) -> str:
 
 def config_fields(kind: str) -> list[Field]:
     """The fields of `class Config` in nextk/runs/<kind>.py, in order, with literal defaults and comments."""
-    text = (RUNS / f"{kind}.py").read_text(encoding="utf-8")
+    tree, lines = read_run(kind)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Config")
+    body = io.StringIO("".join(lines[cls.lineno - 1 : cls.end_lineno])).readline  # tokenize the class only
     comments = {
-        tok.start[0]: tok.string.lstrip("# ").strip()
-        for tok in tokenize.generate_tokens(io.StringIO(text).readline)
+        cls.lineno + tok.start[0] - 1: tok.string.lstrip("# ").strip()
+        for tok in tokenize.generate_tokens(body)
         if tok.type == tokenize.COMMENT
     }
-    cls = next(n for n in ast.parse(text).body if isinstance(n, ast.ClassDef) and n.name == "Config")
     out = []
     for node in cls.body:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
@@ -80,24 +89,37 @@ def literal_default(value: ast.expr):
 
 
 def option_type(f: Field):
-    """(annotation for typer, parser applied to the parsed value) of a field; None for a dict field."""
-    parts = [p.strip() for p in f.annotation.split("|")]
+    """(annotation for typer, parser applied to the parsed value) of a field; (None, None) for a dict field.
+    A type the command line cannot take raises TypeError naming the field (tests/test_cli.py builds every
+    command, so a new Config field of such a type fails there, not in a user's hands)."""
+    text = f.annotation.removeprefix("Optional[").removesuffix("]") if f.annotation.startswith("Optional[") else ""
+    parts = [p.strip() for p in (text + " | None" if text else f.annotation).split("|")]
     base = next((p for p in parts if p in SCALARS or p.startswith("list")), parts[0])  # "dict | str" → str
-    if base in SCALARS:
+    if base in SCALARS and not (set(parts) - {base, "None", "dict"}):
         kind = SCALARS[base]
         return (Optional[kind] if "None" in parts else kind), None
-    if base.startswith("list"):  # list[int] / list[float] / list[str], or a bare list typed by its default
+    if base.startswith("list") and isinstance(f.default, list):  # list[int|float|str], or bare, typed by default
         item = base[5:-1] or (
             "float" if any(isinstance(v, float) for v in f.default) else "int" if f.default else "str"
         )
-        if item != "str":
-            return str, lambda name, value: comma_list(name, value, SCALARS[item])
-        return Optional[list[str]], lambda name, value: [s.strip() for v in value or [] for s in v.split(",") if s]
-    return None, None
+        default = list(f.default)
+        if item in ("int", "float"):
+            return str, lambda name, value: default if value is None else comma_list(name, value, SCALARS[item])
+        if item == "str":
+            return (
+                Optional[list[str]],
+                lambda name, value: (
+                    default if value is None else [s.strip() for v in value for s in v.split(",") if s.strip()]
+                ),
+            )
+    if base == "dict":
+        return None, None
+    raise TypeError(f"Config field {f.name}: {f.annotation} cannot be a command-line option")
 
 
+OUT_HELP = "run folder (default: a new one under ./nextk-runs; give the same folder to resume)"
 COMMON = {
-    "out": (Optional[Path], typer.Option(None, help="run folder (default: a new one under ./nextk-runs)")),
+    "out": (Optional[Path], typer.Option(None, help=OUT_HELP)),
     "as_json": (bool, typer.Option(False, "--json", help="print the results as JSON instead of tables")),
     "force_new": (
         bool,
@@ -118,10 +140,12 @@ def command(
     help: dict | None = None,
     common: tuple = ("out", "as_json", "force_new"),
     hook: Callable | None = None,
+    out_help: str = OUT_HELP,
 ):
     """Register `nextk NAME` for the run `kind`: `args` are positional (a `source` argument also takes the
     source's `--param value` pairs), `rename` maps a field to its option name, `help` overrides a field's help,
-    `hook(values, ctx)` may adjust the parsed values (or fail) before the Config is built. Run options: `common`.
+    `hook(values, ctx)` may adjust the parsed values (or fail) before the source's parameters are read and the
+    Config is built (setting "source_params" keeps the source's own); run options: `common` (`out_help`).
     The help is the first paragraph of the run module's docstring."""
     rename, help = {"ks": "k", **(rename or {})}, help or {}
     fields = [f for f in config_fields(kind) if f.name not in skip]
@@ -136,12 +160,14 @@ def command(
             text += "; its parameters follow as --name value pairs (see `nextk sources`)"
         if f.name in args:
             info = typer.Argument(... if f.default is NOTHING else (f.default or None), help=text, show_default=False)
+        elif f.default is NOTHING:
+            raise TypeError(f"Config field {f.name} has no default: make it a positional argument")
         else:
-            default = None if f.default is NOTHING else f.default
-            if isinstance(default, list):  # a comma list shown as typed, or a repeatable option
-                default = ",".join(map(str, default)) if annotation is str else None
+            default = f.default
+            if isinstance(default, list):  # a comma list shown as typed (None when empty), or a repeatable option
+                default = (",".join(map(str, default)) or None) if annotation is str else None
             flag = "--" + rename.get(f.name, f.name).replace("_", "-")
-            decls = [f"{flag}/--no-{flag[2:]}"] if annotation is bool and default else [flag]
+            decls = [f"{flag}/--no-{flag[2:]}"] if annotation is bool else [flag]
             info = typer.Option(default, *decls, help=text, metavar="A,B,…" if parser and annotation is str else None)
         params.append(
             inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info, annotation=annotation)
@@ -150,6 +176,8 @@ def command(
             parsers[f.name] = parser
     for c in common:
         annotation, info = COMMON[c]
+        if c == "out":
+            info = typer.Option(None, help=out_help)
         params.append(
             inspect.Parameter(c, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info, annotation=annotation)
         )
@@ -158,12 +186,15 @@ def command(
     def run_command(ctx: typer.Context, **values):
         for key, parse in parsers.items():
             values[key] = parse(rename.get(key, key), values[key])
-        if "source" in args and "source_params" in names:
-            values["source_params"] = source_args(values["source"], ctx.args) if values["source"] else {}
-        elif ctx.args:
-            fail(f"unexpected arguments: {' '.join(ctx.args)}")
+        if isinstance(values.get("checkpoint"), str) and not values["checkpoint"].startswith("hf:"):
+            values["checkpoint"] = str(Path(values["checkpoint"]))  # run/ and ./run name the same run
         if hook is not None:
             hook(values, ctx)
+        if "source" in args and "source_params" in names:
+            if "source_params" not in values:
+                values["source_params"] = source_args(values["source"], ctx.args) if values["source"] else {}
+        elif ctx.args:
+            fail(f"unexpected arguments: {' '.join(ctx.args)}")
         run = {c: values.pop(c) for c in common}
         config = __import__(f"nextk.runs.{kind}", fromlist=["Config"]).Config
         cfg = config(**{k: v for k, v in values.items() if k in names and v is not None})

@@ -120,7 +120,74 @@ def test_generated_options_reach_the_config(monkeypatch):
     assert r.exit_code == 0 and seen["cfg"].source_params == {"block": 3, "length": 8}
     r = cli("construct parity --length 6")
     assert r.exit_code == 0 and seen["cfg"].source_params == {"length": 6}
+    r = cli("barrier report")  # an empty list default stays empty
+    assert r.exit_code == 0, r.output
+    assert (seen["cfg"].hard_digits, seen["cfg"].prime_digits[:2]) == ([], [2, 3])
+    r = cli("search dyck --no-bits --no-measure")  # every bool has its --no- form
+    assert r.exit_code == 0 and (seen["cfg"].bits, seen["cfg"].measure) == (False, False)
+    r = cli("boost ck/ dyck")  # run/ and run name one run folder
+    assert r.exit_code == 0 and seen["cfg"].checkpoint == "ck"
+    r = cli("eval hf:m --distinguisher 'a, ,b'")
+    assert r.exit_code == 0 and seen["cfg"].distinguishers == ["a", "b"]
+    r = cli("eval hf:m --length 8")  # hf: first: the error names what to drop
+    assert r.exit_code == 2 and "drop --length 8" in r.output
     r = cli("bits run dyck --frac-bits 1,x")
     assert r.exit_code == 2 and "--frac-bits takes comma-separated integers" in r.output
     r = cli("search dyck --unknown 3")
     assert r.exit_code == 2 and "unknown" in r.output
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["demo", "--steps", "abc"], ["--steps", "valid integer"]),
+        (["train"], ["Missing argument", "source"]),
+        (["nosuchcmd"], ["No such command"]),
+        (["demo", "--bogus"], ["No such option: --bogus"]),
+    ],
+)
+def test_usage_errors_are_one_line(args, words):
+    """Through the `nextk` entry point, click's usage errors too are one line, exit 2, no traceback."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "nextk.cli", *args], capture_output=True, text=True)
+    out = (r.stdout + r.stderr).strip()
+    assert r.returncode == 2 and out.startswith("error:") and "Traceback" not in out, out
+    assert len(out.splitlines()) == 1 and all(w in out for w in words), out
+
+
+@pytest.mark.parametrize(
+    "command, words",
+    [
+        ("demo --k 99", ["k=99", "length 24"]),
+        ("demo --sizes 0", ["--sizes"]),
+        ("search dyck --test bogus", ["test='bogus'"]),
+        ("barrier report --learn-digits 0", ["--learn-digits"]),
+    ],
+)
+def test_bad_options_fail_before_any_work(command, words, tmp_path, monkeypatch):
+    """Options checked before a model is trained or a folder is made."""
+    monkeypatch.chdir(tmp_path)
+    r = cli(command + f" --out {tmp_path / 'run'}")
+    assert r.exit_code == 2 and all(w in r.output for w in words), r.output
+    assert not (tmp_path / "run").exists() and not (tmp_path / "nextk-runs").exists()
+
+
+def test_every_config_field_is_an_option():
+    """Each Config field (but dicts, and the demo's fixed source and family) is a parameter of its command."""
+    import dataclasses
+    import importlib
+
+    import typer
+
+    from nextk.cli import app
+
+    group = typer.main.get_command(app)
+    skipped = {"demo": {"source", "source_params", "model"}}
+    for kind in RUN_KINDS:
+        command = group.commands["barrier"].commands["report"] if kind == "barrier" else group.commands[kind]
+        params = {p.name for p in command.params}
+        config = importlib.import_module(f"nextk.runs.{kind}").Config
+        wanted = {f.name for f in dataclasses.fields(config) if f.type not in ("dict",)} - skipped.get(kind, set())
+        assert wanted <= params, (kind, wanted - params)

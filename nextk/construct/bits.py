@@ -65,7 +65,15 @@ def gamma_for_gain(gain: float, length: int) -> float:
 
 
 def lemma12_bits(
-    vocab: int, k: int, eta: float, rho: float, gamma: float, *, tau_c: int, length: int, min_frac: int = 0,
+    vocab: int,
+    k: int,
+    eta: float,
+    rho: float,
+    gamma: float,
+    *,
+    tau_c: int,
+    length: int,
+    min_frac: int = 0,
     max_frac: int = 60,
 ) -> dict:
     """The bit budget: I' from Claim 9 and the least F' ≥ min_frac (the inputs' own fractional bits) whose
@@ -78,8 +86,14 @@ def lemma12_bits(
     for fb in range(min_frac, max_frac + 1):
         lam = claim10_lambda(fb, k, eta, rho)
         if lam < 1 and lam / (1 - lam) + 2.0**-fb / low <= gamma:
-            return {"int_bits": ib, "frac_bits": fb, "bit_size": 1 + ib + fb,
-                    "bound": claim10_bound(fb, k, eta, rho), "rho_prime": low, "gamma": gamma}
+            return {
+                "int_bits": ib,
+                "frac_bits": fb,
+                "bit_size": 1 + ib + fb,
+                "bound": claim10_bound(fb, k, eta, rho),
+                "rho_prime": low,
+                "gamma": gamma,
+            }
     raise InputError(f"no F' ≤ {max_frac} reaches relative error {gamma:.3g}; ρ = {rho:.3g} is too small")
 
 

@@ -90,8 +90,10 @@ class _Level:
         self.args, self.taint_args = _Affine(m, bias), _Affine(pattern, np.zeros(m.shape[0]))
         self.n_mul, self.n_relu, self.n_recip = n_mul, n_relu, n_recip
         nm, nr = n_mul, n_relu
-        self.mul_out, self.relu_out, self.recip_out = slice(lo, lo + nm), slice(lo + nm, lo + nm + nr), slice(
-            lo + nm + nr, lo + nm + nr + n_recip
+        self.mul_out, self.relu_out, self.recip_out = (
+            slice(lo, lo + nm),
+            slice(lo + nm, lo + nm + nr),
+            slice(lo + nm + nr, lo + nm + nr + n_recip),
         )
         self.a, self.b = slice(0, nm), slice(nm, 2 * nm)
         self.relu_in, self.recip_in = slice(2 * nm, 2 * nm + nr), slice(2 * nm + nr, 2 * nm + nr + n_recip)

@@ -1,6 +1,8 @@
-"""`nextk barrier report`: every barrier experiment within a time budget → JSON, plots, summary.md. Every
-conclusion it prints (summary, plot titles, results.json "conclusions") is computed from the measured numbers
-and their intervals by `nextk.barrier.conclusions`.
+"""`nextk barrier report`: sampling cost by order, learning by order, hidden stream / seed prefix, random
+primes, uniformity → JSON, plots and summary.md (about 6 minutes on 2 cores at the defaults).
+
+Every conclusion it prints (summary, plot titles, results.json "conclusions") is computed from the measured
+numbers and their intervals by `nextk.barrier.conclusions`.
 
 Learning by order: equal GRUs and equal budgets for both orders at each d. The default budget (GRU-64,
 1500 steps × 64 documents) learns d = 1 and d = 2 (valid rates 0.9–1.0), where the order effect is
@@ -34,22 +36,27 @@ from nextk.barrier.sampling import sampling_cost
 from nextk.barrier.uniformity import uniformity_test
 from nextk.console import quiet
 from nextk.distinguishers.checks import pass_rate
+from nextk.errors import InputError
 from nextk.measure import excess_loss
 from nextk.models import GRU
 from nextk.runs.common import RESULTS, prepare, write_json
 from nextk.runs.plots import errorbar, plt, save
 from nextk.sources import Factorization, RandomNumber
 from nextk.stats import Z95
-from nextk.train import train
+from nextk.train import check_budget, train
 
 
 @dataclass
 class Config:
     """The barrier report's experiments; the defaults finish in about 6 minutes on 2 CPU cores."""
 
-    sampling_digits: list = field(default_factory=lambda: [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24])  # d sampled
+    sampling_digits: list = field(
+        default_factory=lambda: [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24]
+    )  # digits d of each prime in the sampling-cost sweep
     sampling_budget_s: float = 120.0  # seconds shared by the four samplers
-    prime_digits: list = field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24])  # random primes
+    prime_digits: list = field(
+        default_factory=lambda: [2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24]
+    )  # digits d of the random-prime oracle timings
     prime_budget_s: float = 30.0  # seconds for the prime oracle timings
     learn_digits: list = field(default_factory=lambda: [1, 2])  # d for learning by order (the default budget)
     hidden: int = 64  # GRU width of every trained model (equal size across orders)
@@ -231,7 +238,27 @@ def randomized_task(cfg: Config, log) -> list[dict]:
     return rows
 
 
+def check(cfg: Config) -> None:
+    """Every option, before the first stage runs (the stages take minutes)."""
+    digits = {
+        "sampling-digits": cfg.sampling_digits,
+        "prime-digits": cfg.prime_digits,
+        "learn-digits": cfg.learn_digits,
+        "hard-digits": cfg.hard_digits,
+        "hidden-digits": [cfg.hidden_digits],
+    }
+    for name, ds in digits.items():
+        if any(not isinstance(d, int) or d < 1 for d in ds):
+            raise InputError(f"--{name} must be digit counts ≥ 1, got {ds}")
+    check_budget(steps=cfg.steps, batch_size=cfg.batch_size)
+    check_budget(steps=cfg.hard_steps, batch_size=cfg.hard_batch_size)
+    for name, v in (("hidden", cfg.hidden), ("hard-hidden", cfg.hard_hidden), ("eval-samples", cfg.eval_samples)):
+        if v < 1:
+            raise InputError(f"--{name} must be ≥ 1, got {v}")
+
+
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
+    check(cfg)
     prepare(out, cfg, force_new=force_new, log=log)
     t0 = time.perf_counter()
     res: dict = {"sampling_requested_digits": list(cfg.sampling_digits)}

@@ -12,7 +12,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nextk.bounds import check_window
 from nextk.console import quiet
+from nextk.errors import InputError
 from nextk.evaluation import measure_model
 from nextk.models import MODELS
 from nextk.runs.common import RESULTS, pick, prepare, write_json
@@ -53,6 +55,10 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     """Train each size (resuming from its checkpoint in `out`), measure it, write results.json."""
     check_budget(steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every, num_docs=cfg.num_docs)
     source = make_source(cfg.source, **cfg.source_params)
+    for k in cfg.ks:  # every option is checked before a model is trained
+        check_window(k, source.length)
+    if not cfg.sizes or min(cfg.sizes) < 1:
+        raise InputError(f"--sizes must be widths ≥ 1, got {cfg.sizes}")
     prepare(out, cfg, force_new=force_new, log=log)
     results = {
         "run": cfg.run_name(),

@@ -1,4 +1,6 @@
-"""`nextk eval`: the measurement panel of a model against its truth (docs/theory.md §1–3).
+"""`nextk eval`: measure a model (docs/theory.md §1–3). Against a nextk source: excess loss, checker /
+learned / TV advantages and the Theorem 3 bound; an hf:PATH model on real text (--text): per-token loss
+and the advantage of text distinguishers per k.
 
 Two kinds of truth:
 
@@ -47,12 +49,16 @@ class Config:
     learned_docs: int = 1024  # documents it is fitted on, per k
     allow_other_source: bool = False  # evaluate on a source other than the one trained on
     seed: int = 0  # every random draw derives from this
-    text: str | None = None  # hf: the text (plain, one document per line; or JSON lines); None: nextk's tales
-    distinguishers: list[str] = field(default_factory=list)  # hf: built-in names or module:function; [] = all built-ins
+    text: str | None = (
+        None  # hf: the text, plain (one document per line) or .jsonl with a "text" field (default: nextk's tales)
+    )
+    distinguishers: list[str] = field(
+        default_factory=list
+    )  # hf: text statistics or module:function, repeatable or comma list (default: all built-ins)
     length: int = 64  # hf: tokens per document (a window of the text)
-    stride: int | None = None  # hf: tokens between document starts inside a text (None: length)
-    device: str = "cpu"  # hf: where the model and the estimators' tensors live
-    dtype: str | None = None  # hf: the model's dtype (None: float32)
+    stride: int | None = None  # hf: tokens between document starts inside a text (default: the document length)
+    device: str = "cpu"  # hf: cpu | cuda | cuda:N, where the model lives (documents and estimators stay on the CPU)
+    dtype: str | None = None  # hf: float32 (default) | bfloat16 | float16 | auto
     learned: bool = True  # also fit and measure the learned distinguisher
 
     def run_name(self) -> str:

@@ -220,7 +220,7 @@ class Config:
     budget: str = "quick"  # quick (≤ 15 min on 2 CPU cores) | full (a cluster: larger sources, sizes and seeds)
     workers: int | None = None  # local backend: cells at once (default: one per CPU core)
     backend: str = "local"  # local | ray
-    address: str | None = None  # ray: "auto", "ray://host:10001", or None to start a local Ray
+    address: str | None = None  # ray: auto | ray://host:10001 (default: start a local Ray)
     retries: int | None = None  # attempts after a cell's first failure (default: the budget's spec)
 
     def run_name(self) -> str:

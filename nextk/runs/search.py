@@ -17,8 +17,9 @@ from pathlib import Path
 from rich.table import Table
 
 from nextk.console import quiet
+from nextk.errors import check_option
 from nextk.runs.common import RESULTS, pick, prepare, write_json
-from nextk.search import default_schedule, search_repeats
+from nextk.search import TESTS, default_schedule, search_repeats
 from nextk.sources import make_source
 from nextk.stats import fmt
 
@@ -59,6 +60,7 @@ class Config:
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
     source = make_source(cfg.source, **cfg.source_params)
     schedule = default_schedule(cfg.family, cfg.bits)  # validates the family first
+    check_option("test", cfg.test, TESTS)  # and the test, before the folder is made
     prepare(out, cfg, force_new=force_new, log=log)
     plan = pick(cfg, "eps", "k", "family", "max_start", "max_sizes", "seed", "num_docs", "test", "decision_docs")
     training = {"steps": cfg.steps, "lr": cfg.lr, "eval_every": max(cfg.steps // 3, 1)}

@@ -94,7 +94,7 @@ class Config:
     spec: dict | str  # the sweep spec (a dict as read from TOML) or the path of a TOML file
     workers: int | None = None  # local: cells at once (default: CPU cores / cpus per cell); ray: cells in flight
     backend: str = "local"  # local | ray
-    address: str | None = None  # ray: "auto", "ray://host:10001", or None to start a local Ray
+    address: str | None = None  # ray: auto | ray://host:10001 (default: start a local Ray)
     retries: int | None = None  # override the spec's retries for every part
 
     def run_name(self) -> str:

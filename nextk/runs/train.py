@@ -25,13 +25,13 @@ class Config:
     model: str = "gru"  # family: gru | lstm | paper_rnn | transformer
     width: int = 32  # hidden width (gru/lstm), hidden nodes (paper_rnn) or d_model (transformer)
     layers: int = 1  # layers (gru/lstm/transformer)
-    size: int = 0  # paper_rnn: total nodes (0: 2·width)
+    size: int = 0  # paper_rnn: total nodes (0: twice the hidden nodes)
     steps_per_token: int = 1  # paper_rnn: internal steps per token (RNN-time τ)
     heads: int = 4  # transformer: attention heads
     steps: int = 500  # optimiser steps (the budget; may grow on resume)
     batch_size: int = 64  # documents per step
     lr: float = 3e-3  # AdamW learning rate
-    data: int | None = None  # a fixed dataset of this many documents (None: fresh samples every step)
+    data: int | None = None  # a fixed dataset of this many documents (default: fresh samples every step)
     eval_every: int = 50  # steps between held-out evaluations (and checkpoints)
     patience: int | None = None  # early stop after this many evaluations without improvement
     seed: int = 0  # every random draw derives from this

@@ -21,7 +21,6 @@ SOURCES = {
 }
 
 
-
 def make_source(name: str, **params):
     """A source from its registry name and parameters, with a clear error for an unknown name."""
     from nextk.errors import InputError

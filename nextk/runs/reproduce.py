@@ -164,7 +164,7 @@ def full_spec() -> dict:
         "name": "reproduce-full",
         "retries": 2,
         "part": [
-            {"name": "barrier", "run": "barrier", "base": {}, "grid": {"seed": [0]}},
+            {"name": "barrier", "run": "barrier", "base": {"hard_digits": [3]}, "grid": {"seed": [0]}},
             {
                 "name": "sizes",
                 "run": "demo",

@@ -37,37 +37,49 @@ def window_tokens(x: Tensor, starts: Tensor, k: int) -> Tensor:
     return x.gather(1, starts.unsqueeze(1) + torch.arange(k, device=x.device))
 
 
-class NgramRepeat:
-    """1 iff some n-gram lying inside the window occurs at two positions of the window."""
+def at_least_one(what: str, value: int) -> int:
+    if value < 1:
+        raise InputError(f"{what} must be ≥ 1, got {value}")
+    return value
 
-    def __init__(self, n: int = 2):
-        if n < 1:
-            raise InputError(f"n-gram size must be ≥ 1, got {n}")
-        self.n, self.name = n, f"repeated_{n}gram"
+
+def never(x: Tensor) -> Tensor:
+    return torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+
+
+class WindowStatistic:
+    """The calling convention of every built-in: x is cut after the window (`clip`), then judged."""
 
     def __call__(self, x: Tensor, start, k: int) -> Tensor:
         x, starts = clip(x, start, k)
+        return self.judge(x, starts, k)
+
+
+class NgramRepeat(WindowStatistic):
+    """1 iff some n-gram lying inside the window occurs at two positions of the window."""
+
+    def __init__(self, n: int = 2):
+        self.n, self.name = at_least_one("n-gram size", n), f"repeated_{n}gram"
+
+    def judge(self, x: Tensor, starts: Tensor, k: int) -> Tensor:
         if k < self.n + 1:
-            return torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+            return never(x)
         grams = window_tokens(x, starts, k).unfold(1, self.n, 1)  # (B, g, n)
         same = (grams[:, :, None, :] == grams[:, None, :, :]).all(-1)  # (B, g, g)
         g = grams.shape[1]
         return (same & ~torch.eye(g, dtype=torch.bool, device=x.device)).flatten(1).any(1)
 
 
-class PrefixCopy:
+class PrefixCopy(WindowStatistic):
     """1 iff the window's first min(span, k) tokens occur, in order, as a span of the prefix."""
 
     def __init__(self, span: int = 4):
-        if span < 1:
-            raise InputError(f"span must be ≥ 1, got {span}")
-        self.span, self.name = span, f"prefix_copy_{span}"
+        self.span, self.name = at_least_one("span", span), f"prefix_copy_{span}"
 
-    def __call__(self, x: Tensor, start, k: int) -> Tensor:
-        x, starts = clip(x, start, k)
+    def judge(self, x: Tensor, starts: Tensor, k: int) -> Tensor:
         span = min(self.span, k)
         if x.shape[1] < span:
-            return torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+            return never(x)
         head = window_tokens(x, starts, span)  # (B, L)
         spans = x.unfold(1, span, 1)  # (B, T − L + 1, L): the span starting at every column
         match = (spans == head[:, None, :]).all(-1)
@@ -75,7 +87,7 @@ class PrefixCopy:
         return (match & inside).any(1)
 
 
-class SeenInPrefix:
+class SeenInPrefix(WindowStatistic):
     """1 iff at least `share` of the window's tokens already occur somewhere in the prefix."""
 
     def __init__(self, share: float = 0.5):
@@ -83,15 +95,14 @@ class SeenInPrefix:
             raise InputError(f"share must be in (0, 1], got {share}")
         self.share, self.name = share, f"seen_in_prefix_{round(100 * share)}"
 
-    def __call__(self, x: Tensor, start, k: int) -> Tensor:
-        x, starts = clip(x, start, k)
+    def judge(self, x: Tensor, starts: Tensor, k: int) -> Tensor:
         w = window_tokens(x, starts, k)
         prefix = torch.where(torch.arange(x.shape[1], device=x.device)[None, :] < starts[:, None], x, -1)
         seen = (w[:, :, None] == prefix[:, None, :]).any(-1)  # (B, k)
         return seen.double().mean(1) >= self.share - 1e-12
 
 
-class RareTokens:
+class RareTokens(WindowStatistic):
     """1 iff the window's mean unigram log-frequency is below `threshold` (a window of rare tokens).
     `calibrate(documents, k)` counts the tokens of other documents (add-one smoothing) and sets the
     threshold just above the median over their true windows (halfway to the next mean)."""
@@ -115,10 +126,9 @@ class RareTokens:
         self.threshold = ((median + above.min()) / 2 if len(above) else median + 1.0).item()
         return self
 
-    def __call__(self, x: Tensor, start, k: int) -> Tensor:
+    def judge(self, x: Tensor, starts: Tensor, k: int) -> Tensor:
         if self.log_freq is None:
             raise InputError("RareTokens needs calibrate(documents, k) on documents it is not measured on")
-        x, starts = clip(x, start, k)
         lf = self.log_freq.to(x.device)[window_tokens(x, starts, k)]
         return lf.mean(1) < self.threshold
 

@@ -56,7 +56,17 @@ def random_digit_prime(digits: int, generator: torch.Generator) -> int:
             return lo + r
 
 
-class RandomNumber(TokenSource):
+class DecimalNumber(TokenSource):
+    """A d-digit number written in decimal: one token per digit."""
+
+    def __init__(self, digits: int):
+        if digits < 1:
+            raise InputError(f"digits must be ≥ 1, got {digits}")
+        self.digits = self.length = digits
+        self.vocab = DIGITS
+
+
+class RandomNumber(DecimalNumber):
     """A uniform d-digit number: first digit uniform on 1–9, the others uniform on 0–9.
 
     >>> src = RandomNumber(digits=3)
@@ -67,10 +77,7 @@ class RandomNumber(TokenSource):
     """
 
     def __init__(self, digits: int = 6):
-        if digits < 1:
-            raise InputError(f"digits must be ≥ 1, got {digits}")
-        self.digits = self.length = digits
-        self.vocab = DIGITS
+        DecimalNumber.__init__(self, digits)
         self.checks = {"leading_digit": SupportCheck(self)}
 
     def start(self, batch: int) -> State:
@@ -86,7 +93,7 @@ class RandomNumber(TokenSource):
         return new_state(counts_to_log_probs(counts), pos=pos)
 
 
-class Primes(TokenSource):
+class Primes(DecimalNumber):
     """A uniform d-digit prime, written in decimal.
 
     q(v | prefix P of t digits) ∝ π(hi) − π(lo): the number of d-digit primes in
@@ -100,10 +107,7 @@ class Primes(TokenSource):
     """
 
     def __init__(self, digits: int = 4):
-        if digits < 1:
-            raise InputError(f"digits must be ≥ 1, got {digits}")
-        self.digits = self.length = digits
-        self.vocab = DIGITS
+        DecimalNumber.__init__(self, digits)
         self._primes: Tensor | None = None
         self.checks = {"prime": PrimeCheck(digits)}
 

@@ -66,3 +66,18 @@ def test_bad_training_input():
         train(GRU(3, 4), Dyck(1, 3, 8), steps=1, progress=False)
     with pytest.raises(InputError, match="budget"):
         train(GRU(2, 4), Dyck(1, 3, 8), progress=False)
+
+
+def test_the_model_ends_with_its_best_held_out_weights():
+    """Overfitting 8 fixed documents, the held-out loss rises after step 10: the model returned carries the
+    weights of a separate run stopped at that step (never restored), not those of the last step."""
+    p = HMM.random(3, 4, 10, seed=1)
+    budget = {"eval_every": 10, "lr": 0.03, "seed": 0, "data": 8}
+    kept = GRU(p.vocab_size, 16, seed=0)
+    res = train(kept, p, steps=120, **budget)
+    assert res.best_step is not None and res.best_step < 120, [h["eval_loss"]["value"] for h in res.history]
+    stopped, last = GRU(p.vocab_size, 16, seed=0), GRU(p.vocab_size, 16, seed=0)
+    train(stopped, p, steps=res.best_step, restore_best=False, **budget)
+    train(last, p, steps=120, restore_best=False, **budget)
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert same(kept, stopped) and not same(kept, last)

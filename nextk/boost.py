@@ -512,6 +512,13 @@ def boost(
 
 def eta_note(choice: EtaChoice) -> str:
     """One sentence on the step chosen, computed from the choice."""
+    if choice.kind.startswith("limit") and math.isinf(choice.gain):
+        side = "1" if choice.eta > 0 else "0"
+        return (
+            f"Δ'(η) stays {'positive' if choice.eta > 0 else 'negative'} past |η| = {ETA_BRACKET:g}: q gives (almost) "
+            f"no mass to d = {side} on blocks where the fitting documents' true windows have it, so Δ(η) grows "
+            f"without bound toward η = {'+' if choice.eta > 0 else '−'}∞ (Δ∞ = ∞ on them)"
+        )
     if choice.kind.startswith("limit"):
         side = "1" if choice.eta > 0 else "0"
         verb = "accepts" if choice.eta > 0 else "rejects"

@@ -214,6 +214,18 @@ def test_kl_after_boosting_is_never_negative():
     c = clamp(Estimate(-0.0017, 0.015, -0.0314, 0.0279, 256, "monte carlo"))
     assert (c.value, c.low, c.high) == (0.0, 0.0, 0.0279) and "clamped at 0" in c.method
     assert clamp(Estimate(0.2, 0.01, 0.18, 0.22, 9, "m")).method == "m"  # untouched when non-negative
+    from nextk.runs.boost import sentences
+
+    res = {  # the printed conclusions say which sampled KL was clamped
+        "eta_note": "η",
+        "kl_method": "sampled",
+        "kl_before": Estimate(0.05, 0.01, 0.03, 0.07, 256, "monte carlo").to_dict(),
+        "kl_after": c.to_dict(),
+        "search": {"gain": Estimate(0.06, 0.01, 0.04, 0.08, 256, "m").to_dict()},
+    }
+    said = sentences(res)
+    assert any("after boosting" in s and "clamped at 0" in s for s in said), said
+    assert not any("KL before" in s for s in said) and any("difference of the two estimates" in s for s in said)
 
 
 @pytest.mark.slow
@@ -230,3 +242,16 @@ def test_readme_boost_example_distilled_model_keeps_half_the_gain(tmp_path):
     assert res["kl_method"] == "exact" and res["eta_kind"] == "limit +inf"
     assert 0 <= res["kl_after"]["value"] < res["kl_before"]["value"]
     assert res["distill"]["kept_share"]["value"] >= 0.5, res["distill"]["kept_share"]
+
+
+def test_eta_without_a_root_is_the_unbounded_limit_and_says_why():
+    """One document, two blocks: d = 1 on the first true window where q gives d = 1 no mass (β = 0), d = 0
+    on the second where q never says 1 either. By hand Δ'(η) = (1 − 0) + (0 − 0) = 1 for every η: no
+    root, Δ grows without bound. The choice is the +∞ limit with Δ = ∞, and the note names the cause
+    (not "d accepts every true window", which is false here)."""
+    from nextk.boost import choose_eta, eta_note
+
+    c = choose_eta(torch.tensor([[1.0, 0.0]], dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64), [0, 1])
+    assert (c.eta, c.kind, c.gain, c.derivative) == (math.inf, "limit +inf", math.inf, 1.0)
+    note = eta_note(c)
+    assert "no mass to d = 1" in note and "accepts every" not in note

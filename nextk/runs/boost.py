@@ -181,8 +181,12 @@ def sentences(res: dict) -> list[str]:
         g = f"the held-out gain Δ {fmt(gain)}" if gain.get("value") is not None else "Δ (undefined held out)"
         out.append(
             f"KL(p̄‖q̄) {fmt(before, 5)} → {fmt(after, 5)} after boosting ({res['kl_method']}): a drop of "
-            f"{drop:.5f} nats, against {g}"
+            f"{drop:.5f} nats{'' if res['kl_method'] == 'exact' else ' (difference of the two estimates)'}, "
+            f"against {g}"
         )
+    for label, key in (("before", "kl_before"), ("after boosting", "kl_after"), ("after distilling", "kl_distilled")):
+        if "clamped at 0" in (res.get(key) or {}).get("method", ""):
+            out.append(f"KL {label}: the Monte Carlo estimate or its interval fell below 0 and was clamped at 0")
     if "kl_distilled" in res:
         dist, share = res["distill"], res["distill"]["kept_share"]
         line = (

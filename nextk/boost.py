@@ -569,6 +569,7 @@ def distill(
     import torch.nn.functional as F
 
     from nextk.console import progress_bar, quiet
+    from nextk.models.common import snapshot
     from nextk.train import TrainResult
 
     log = log or quiet
@@ -602,7 +603,7 @@ def distill(
     result = TrainResult(steps=0, tokens=0, seconds=0.0, stopped="budget")
     first = held_out_kl()
     result.history.append({"step": 0, "tokens": 0, "kl_to_boosted": first})
-    best, best_weights, result.best_step = first["value"], _copy(model), 0
+    best, best_weights, result.best_step = first["value"], snapshot(model), 0
     model.train()
     with progress_bar(f"distill {getattr(model, 'name', '')}", steps, enabled=progress, loss="…") as bar:
         for step in range(1, steps + 1):
@@ -627,17 +628,13 @@ def distill(
                 )
                 log(f"  distill step {step}: KL(q̄'‖r̄)/n {row['value']:.5f} [{row['low']:.5f}, {row['high']:.5f}]")
                 if row["value"] < best:
-                    best, best_weights, result.best_step = row["value"], _copy(model), step
+                    best, best_weights, result.best_step = row["value"], snapshot(model), step
     model.load_state_dict(best_weights)
     model.eval()
     result.seconds = time.perf_counter() - t0
     result.samples = num_docs  # type: ignore[attr-defined]
     result.targets = "soft (exact conditionals of q')" if soft else "hard (sampled tokens)"  # type: ignore[attr-defined]
     return result
-
-
-def _copy(model) -> dict:
-    return {key: v.detach().clone() for key, v in model.state_dict().items()}
 
 
 def _conditionals(lm, x: Tensor, batch: int = 1024) -> Tensor:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib
 import inspect
 import io
 import tokenize
@@ -196,7 +197,7 @@ def command(
         elif ctx.args:
             fail(f"unexpected arguments: {' '.join(ctx.args)}")
         run = {c: values.pop(c) for c in common}
-        config = __import__(f"nextk.runs.{kind}", fromlist=["Config"]).Config
+        config = importlib.import_module(f"nextk.runs.{kind}").Config
         cfg = config(**{k: v for k, v in values.items() if k in names and v is not None})
         as_json = run.get("as_json", False)
         out = run.get("out")

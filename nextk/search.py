@@ -208,10 +208,8 @@ def search(
         models[j].eval()
         lq = batched_log_prob(models[j], decision)
         per_doc[j] = -lq / n
-        losses[j], params[j] = (
-            mean_estimate(per_doc[j], "held-out p documents (the same for every size)").to_dict(),
-            (models[j].num_parameters),
-        )
+        losses[j] = mean_estimate(per_doc[j], "held-out p documents (the same for every size)").to_dict()
+        params[j] = models[j].num_parameters
         if lp_source is not None:
             excess[j] = mean_estimate((lp_source - lq) / n, "held-out p documents, exact log p").to_dict()
         half = losses[j]["high"] - losses[j]["value"]

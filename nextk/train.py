@@ -18,6 +18,7 @@ from nextk.console import progress_bar, quiet
 from nextk.errors import InputError, TrainingError
 from nextk.lm import make_generator
 from nextk.measure import batched_log_prob
+from nextk.models.common import snapshot
 from nextk.stats import mean_estimate
 
 
@@ -204,7 +205,7 @@ def train(
                 result.history.append(row)
                 cur = row["eval_loss"]["value"]
                 if cur < best:
-                    best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    best_weights = snapshot(model)
                     result.best_step = result.steps
                     if ckpt:
                         save_model(model, ckpt / BEST)

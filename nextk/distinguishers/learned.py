@@ -31,7 +31,7 @@ from nextk.console import quiet
 from nextk.distinguishers.checks import clip
 from nextk.errors import InputError
 from nextk.lm import make_generator
-from nextk.models.common import seeded
+from nextk.models.common import seeded, snapshot
 from nextk.stats import mean_estimate
 
 CHUNK = 32768  # rows per forward pass when judging (judge_all_windows may send millions)
@@ -249,7 +249,7 @@ class LearnedDistinguisher(nn.Module):
                 log(f"  learned d, step {step}: loss {loss.item():.4f}, held back {held_loss:.4f}")
                 if held_loss < best:
                     best, self.best_step_, stale = held_loss, step, 0
-                    best_state = {key: v.detach().clone() for key, v in self.state_dict().items()}
+                    best_state = snapshot(self)
                 else:
                     stale += 1
                 if self.patience is not None and stale >= self.patience:

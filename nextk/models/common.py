@@ -24,6 +24,11 @@ def seeded(seed: int):
         yield
 
 
+def snapshot(module: nn.Module) -> dict[str, Tensor]:
+    """A detached copy of the module's weights (what a best-so-far checkpoint in memory keeps)."""
+    return {key: v.detach().clone() for key, v in module.state_dict().items()}
+
+
 def shift_right(x: Tensor, bos: int) -> Tensor:
     """Inputs for teacher forcing: [BOS, x_0, …, x_{T−2}]  (batch, pos)."""
     return torch.cat([torch.full_like(x[:, :1], bos), x[:, :-1]], dim=1)

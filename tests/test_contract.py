@@ -186,3 +186,57 @@ def test_advantage_and_tv_work_and_agree_with_exact(case):
     tv = tv_advantage(truth, model, k, num_docs=150, seed=2)
     tv_exact = tv_advantage(truth, model, k, estimator="exact").value
     assert abs(tv.value - tv_exact) <= 4 * tv.stderr + 1e-9 and tv_exact >= abs(exact) - 1e-9
+
+
+# ---- Definition 2: a next-k-token distinguisher reads x[:start+k] only -----------------------------------
+
+SOURCE_CASES = sorted(name for name in SUITE if SUITE[name].__qualname__.startswith("source."))
+
+
+def shipped_distinguishers(src) -> dict:
+    """Every distinguisher nextk ships, on one source: its checkers, SupportCheck, a negation, the optimal
+    distinguisher against a bigram, a (briefly) fitted learned distinguisher and the text statistics."""
+    from nextk.distinguishers import LearnedDistinguisher, Negation, OptimalDistinguisher, SupportCheck
+    from nextk.distinguishers.text import NgramRepeat, PrefixCopy, RareTokens, SeenInPrefix
+
+    bigram = NGram(2, src.vocab_size, smoothing=1.0).fit(src.sample(50, generator=1))
+    docs = src.sample(64, generator=2)
+    found = {f"check:{name}": check for name, check in src.checks.items()}
+    found.update(
+        support=SupportCheck(src),
+        negation=Negation(next(iter(src.checks.values()))),
+        optimal=OptimalDistinguisher(src, bigram, 2),
+        learned=LearnedDistinguisher(src.vocab_size, hidden=4, steps=3, seed=0).fit(src, bigram, 2, num_docs=16),
+        ngram_repeat=NgramRepeat(1),
+        prefix_copy=PrefixCopy(2),
+        seen_in_prefix=SeenInPrefix(0.5),
+        rare_tokens=RareTokens(src.vocab_size).calibrate(docs, 2),
+    )
+    return found
+
+
+def test_source_cases_are_the_sources():
+    assert SOURCE_CASES and all(SUITE[name]()[1] is None for name in SOURCE_CASES)
+    assert all(SUITE[name]()[1] is not None for name in SUITE if name not in SOURCE_CASES and "hf" not in name)
+
+
+@pytest.mark.parametrize("name", SOURCE_CASES)
+def test_distinguishers_never_read_past_the_window(name):
+    """For every shipped distinguisher on every source, every k ≤ 3 and every start (an int, and one start per
+    row): randomising every token at positions ≥ start + k (uniform tokens, and the tail of another true
+    document) leaves every answer unchanged. Any change is a read past the window."""
+    src, _, _ = SUITE[name]()
+    n, v = src.length, src.vocab_size
+    g = torch.Generator().manual_seed(3)
+    x = src.sample(24, generator=4)
+    other = src.sample(24, generator=5)
+    for label, d in shipped_distinguishers(src).items():
+        for k in range(1, min(3, n) + 1):
+            row_starts = torch.randint(0, n - k + 1, (len(x),), generator=g)
+            for start in [*range(n - k + 1), row_starts]:
+                ends = (start if isinstance(start, torch.Tensor) else torch.full((len(x),), start)) + k
+                after = torch.arange(n)[None, :] >= ends[:, None]  # (B, n): the positions d may not read
+                want = d(x, start, k)
+                for tail in (torch.randint(0, v, x.shape, generator=g), other):
+                    got = d(torch.where(after, tail, x), start, k)
+                    assert torch.equal(got, want), (label, k, start)

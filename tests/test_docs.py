@@ -113,3 +113,30 @@ def test_integer_bits_growing_with_n_are_stated_where_theorem2_is_checked():
     assert "3, 7, 14, 20 bits at n = 6, 100, 10⁴, 10⁶ (§6), against Theorem 2's independence of n" in budget
     assert "I' = 3, 7, 14, 20 bits at n = 6, 100, 10⁴, 10⁶" in departures and "against Theorem 2" in departures
     assert "Departures, each a choice of presentation that keeps the lemmas' statements" not in THEORY
+
+
+def test_theorem1_arithmetic_holds():
+    """The claims of the Theorem 1 paragraph, by plain arithmetic: δ = max(1, ⌊m/k⌋)ε²/(4n) ≥ ε²/(16k) for every
+    n ≥ k (and nextk's search_delta is that δ); the schedule meets Lemma 3's increments; the RNN-time closed form
+    and its bound L^{j−1}(τ + 3)."""
+    from fractions import Fraction
+
+    from nextk.bounds import search_delta
+
+    for k in range(1, 9):
+        for n in range(k, 200):
+            delta = Fraction(max(1, (n - k + 1) // k), 4 * n)  # per ε²
+            assert delta >= Fraction(1, 16 * k), (k, n)
+            assert abs(search_delta(0.3, k, n) - float(delta) * 0.09) < 1e-15
+    for v, k, d, tau in [(2, 1, 3, 1), (2, 2, 8, 2), (3, 2, 5, 4), (4, 3, 20, 7)]:
+        big_h, big_a, big_l = d + 2 * k + 5, 2 * d + 2 * k + 11, (v**k + 2) * (k + 1)
+        t = tau
+        for j in range(1, 8):
+            h_j, s_j = j * big_h, big_h * j * (j - 1) // 2 + j * big_a
+            assert (j + 1) * big_h >= h_j + big_h  # hidden set of a boosted class-j model (h_D ≤ d)
+            assert big_h * (j + 1) * j // 2 + (j + 1) * big_a >= s_j + h_j + big_a  # its size (s_D, h_D ≤ d)
+            closed = Fraction(big_l) ** (j - 1) * (tau + Fraction(2 * big_l, big_l - 1)) - Fraction(
+                2 * big_l, big_l - 1
+            )
+            assert closed == t and t <= big_l ** (j - 1) * (tau + 3)
+            t = big_l * (max(t, tau) + 2)  # T' = L · (max(τ_R, τ_D) + 2) (§9.6)

@@ -5,6 +5,8 @@
 `quantize(model, I, F)` wraps a recurrent model (PaperRNN, GRU, LSTM) into a LanguageModel whose
 hidden and work nodes (gates and states for GRU/LSTM) are quantised after every internal step. With
 `ste=True` the rounding passes gradients straight through (quantisation-aware training, Algorithm 2).
+Every node value of a quantised run is computed in float64 (`NODE_DTYPE`, the weights cast to it), so a
+format is what it says up to I + F = 52 bits; in float32 anything beyond I + F = 24 would be nominal.
 
 Two devices here are nextk's own, not the paper's (docs/theory.md §6):
 - the probability floor: output probabilities are floored at MIN_PROB and renormalised so that they
@@ -26,6 +28,7 @@ from nextk.errors import InputError
 from nextk.lm import State
 from nextk.models.common import NeuralLM, shift_right
 
+NODE_DTYPE = torch.float64  # node values of a quantised run: fixed point with I + F ≤ 52 bits is exact in it
 MIN_PROB = 1e-6  # nextk's own device (not the paper's): output probabilities floored here, then renormalised
 
 
@@ -47,12 +50,13 @@ def bit_size(int_bits: int, frac_bits: int) -> int:
 @runtime_checkable
 class NodeModel(Protocol):
     """A graph RNN whose every node value can be intercepted (PaperRNN, GRU, LSTM, any future graph RNN):
-    `node_init(batch)` gives the carried node values, `node_step(carry, tokens, node)` reads one token
-    with `node` applied to every node value after every internal step → (carry, logits (B, V))."""
+    `node_init(batch, dtype)` gives the carried node values, `node_step(carry, tokens, node)` reads one token
+    with `node` applied to every node value after every internal step → (carry, logits (B, V)), computing
+    every node value in the carry's dtype."""
 
     vocab_size: int
 
-    def node_init(self, batch: int) -> dict[str, Tensor]: ...
+    def node_init(self, batch: int, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]: ...
 
     def node_step(self, carry: dict[str, Tensor], tokens: Tensor, node) -> tuple[dict[str, Tensor], Tensor]: ...
 
@@ -92,7 +96,7 @@ class Quantized(NeuralLM):
         """Already-normalised log-probabilities (B, T, V) from the quantised run (teacher forced); the
         log_softmax that NeuralLM.log_probs applies to them is the identity."""
         inp = shift_right(x, self.vocab_size)
-        carry = self.model.node_init(x.shape[0])
+        carry = self.model.node_init(x.shape[0], NODE_DTYPE)
         outs = []
         for t in range(x.shape[1]):
             carry, logits = self.model.node_step(carry, inp[:, t], self.node)
@@ -105,7 +109,7 @@ class Quantized(NeuralLM):
     @torch.no_grad()
     def start(self, batch: int) -> State:
         carry, logits = self.model.node_step(
-            self.model.node_init(batch), torch.full((batch,), self.vocab_size), self.node
+            self.model.node_init(batch, NODE_DTYPE), torch.full((batch,), self.vocab_size), self.node
         )
         return self._state(carry, logits)
 

@@ -58,9 +58,7 @@ def block_z(qbar: dict, d, pre: tuple, k: int, eta: float, v: int, n: int) -> fl
     """Z_s(x_<s) = Σ_w q(w | x_<s) e^{η d(x_<s, w)}, q(w | x_<s) a ratio of marginals of q̄."""
     base, s = marginal(qbar, pre), len(pre)
     pad = (0,) * (n - s - k)  # d never reads past its window
-    return sum(
-        marginal(qbar, pre + w) / base * math.exp(eta * judge(d, pre + w + pad, s, k)) for w in strings(v, k)
-    )
+    return sum(marginal(qbar, pre + w) / base * math.exp(eta * judge(d, pre + w + pad, s, k)) for w in strings(v, k))
 
 
 def conditionals(probs: dict, x: tuple, v: int) -> np.ndarray:
@@ -204,6 +202,39 @@ def factorization_probs(d: int, order: str = "product_first", sort: bool = True)
             text = f"{hi * lo}={hi}*{lo}" if order == "product_first" else f"{hi}*{lo}={hi * lo}"
             x = encode(text.ljust(4 * d + 2, "."), FACTORIZATION_VOCAB)
             out[x] = out.get(x, 0.0) + 1.0 / pi2
+    return out
+
+
+HIDDEN_VOCAB = FACTORIZATION_VOCAB + "|"  # the visible vocabulary, then the separator
+
+
+def sorted_document(a: int, b: int, d: int) -> str:
+    """The visible product-first document of the draw (a, b): "N=p*q" with p ≥ q, padded with '.' to 4d + 2."""
+    return f"{a * b}={max(a, b)}*{min(a, b)}".ljust(4 * d + 2, ".")
+
+
+def hidden_stream_probs(d: int) -> dict[tuple[int, ...], float]:
+    """Independent uniform d-digit primes a, b (sympy): the hidden digits of a then b, '|', then the sorted
+    product-first document of (a, b); every ordered draw adds 1/π²."""
+    primes = prime_list(d)
+    out: dict[tuple[int, ...], float] = {}
+    for a in primes:
+        for b in primes:
+            x = encode(f"{a:0{d}d}{b:0{d}d}|" + sorted_document(a, b, d), HIDDEN_VOCAB)
+            out[x] = out.get(x, 0.0) + 1.0 / len(primes) ** 2
+    return out
+
+
+def seed_prefix_probs(d: int, bits: int) -> dict[tuple[int, ...], float]:
+    """A uniform seed s < 2^bits written as `bits` big-endian binary digits, '|', then the sorted product-first
+    document of (P[s mod π], P[(s div π) mod π]), P the sorted d-digit primes; 2^−bits per seed."""
+    primes = prime_list(d)
+    pi = len(primes)
+    out: dict[tuple[int, ...], float] = {}
+    for s in range(2**bits):
+        a, b = primes[s % pi], primes[(s // pi) % pi]
+        x = encode(format(s, f"0{bits}b") + "|" + sorted_document(a, b, d), HIDDEN_VOCAB)
+        out[x] = out.get(x, 0.0) + 2.0**-bits
     return out
 
 

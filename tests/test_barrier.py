@@ -273,3 +273,30 @@ def test_report_conclusions_follow_the_numbers(tmp_path):
     assert "no order effect shown at this budget" in win and "no order effect shown at this budget" in lose
     for fixed in ("the order matters", "the budget stops it first"):  # the old unconditional conclusions
         assert fixed not in win and fixed not in lose
+
+
+def test_visible_check_reads_only_up_to_the_window_end():
+    """Definition 2 on HiddenStream(1) (hidden "p′q′|", h = 3): the window [0, 3) lies in the hidden part, so
+    changing positions ≥ 3 cannot change its answer (it used to be judged on visible positions [0, 3)). A
+    window ending in the visible part is judged on the visible prefix up to its end: equal to the visible
+    document's checker run on that visible prefix alone, for every window of sampled documents."""
+    src = HiddenStream(1)
+    check, visible_check = src.checks["arithmetic"], src.visible_source.checks["arithmetic"]
+    x = src.sample(1, generator=0)  # a valid document
+    bad = x.clone()
+    bad[0, 3:] = src.visible_source.encode("1=1*1.")  # invalid visible part: 1 is not prime
+    assert check(x, 0, 3).item() and check(bad, 0, 3).item()  # nothing visible in the window
+    assert check(x, 0, src.length).item() and not check(bad, 0, src.length).item()
+    assert check(bad, 0, 6).item() and check(bad, 4, 2).item()  # "1=1": the factor is still being written
+    assert not check(bad, 0, 7).item() and not check(bad, 4, 3).item()  # "1=1*": a completed factor 1
+    sep = x.clone()
+    sep[0, 5] = src.vocab_size - 1  # a separator inside the visible part
+    assert not check(sep, 3, 3).item() and check(sep, 3, 2).item()
+    docs = torch.cat([src.sample(100, generator=1), bad])
+    vis = docs[:, 3:]
+    for k in (1, 2, 3):
+        for start in range(src.length - k + 1):
+            end = start + k - 3  # visible tokens up to the window end
+            padded = torch.cat([vis[:, : max(end, 0)], torch.zeros(len(vis), 6 - max(end, 0), dtype=torch.long)], 1)
+            want = visible_check(padded, 0, end) if end > 0 else torch.ones(len(docs), dtype=torch.bool)
+            assert torch.equal(check(docs, start, k), want), (start, k)

@@ -5,10 +5,16 @@ results never depend on what else is in the batch); stepping along a string equa
 `log_prob` is the chain-rule sum of the gathered conditionals; conditionals sum to 1; for tiny V and n
 the whole-string probabilities sum to 1; same seed, same samples. Then `advantage` (paired and
 Rao–Blackwellised) and `tv_advantage` run on each one and agree with the exact enumeration.
+
+A source's `log_probs` is its steps, so for the sources the step and chain-rule cases are identities; each
+source's conditionals and whole-string probabilities are instead compared with p̄ written from its definition
+(tests/references.py). Every distinguisher nextk ships is checked to read nothing after its window
+(Definition 2), on every source.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -22,20 +28,39 @@ from nextk.measure import all_strings
 from nextk.models import GRU, LSTM, NGram, PaperRNN, Transformer
 from nextk.quantize import quantize
 from nextk.sources import HMM, Addition, Dyck, Factorization, Parity, Primes, RandomNumber
-from tests import hf_tools
+from tests import hf_tools, references
 from tests.test_advantage import RandomD
 
 N = 6  # document length of the truth the networks are paired with
 TRUTH = HMM.random(2, 3, N, seed=4, stay=0.7)  # V = 3
-FLOAT32, FLOAT64 = 2e-5, 1e-12  # agreement expected of float32 networks and of float64 sources
+FLOAT32, FLOAT64 = 2e-5, 1e-12  # agreement expected of float32 networks, of float64 sources and quantised runs
 
 
-def net(make):
-    return lambda: (make(), TRUTH, FLOAT32)
+def net(make, tol=FLOAT32):
+    return lambda: (make(), TRUTH, tol)
 
 
 def source(make, tol=FLOAT64):
     return lambda: (make(), None, tol)
+
+
+def hmm_reference(src) -> dict:
+    return references.hmm_probs(src.start_p.tolist(), src.trans.tolist(), src.emit.tolist(), src.length)
+
+
+# p̄ of every source case written from its definition in tests/references.py (plain Python, sympy for primes)
+REFERENCES = {
+    "hmm": hmm_reference,
+    "dyck": lambda src: references.dyck_probs(2, 2, 6),
+    "addition": lambda src: references.addition_probs(1),
+    "factorization": lambda src: references.factorization_probs(1),
+    "factorization_ff": lambda src: references.factorization_probs(1, "factors_first"),
+    "primes": lambda src: references.primes_probs(2),
+    "random_number": lambda src: references.random_number_probs(3),
+    "parity": lambda src: references.parity_probs(3, 7),
+    "hidden_stream": lambda src: references.hidden_stream_probs(1),
+    "seed_prefix": lambda src: references.seed_prefix_probs(1, 6),
+}
 
 
 def boosted(make_q, k, offset, eta, d_seed, tol=FLOAT32):
@@ -61,9 +86,9 @@ SUITE = {
     "transformer": net(lambda: Transformer(3, d_model=16, layers=2, heads=2, max_len=N, seed=1)),
     "ngram": lambda: (NGram(3, 3).fit(TRUTH.sample(200, generator=0)), TRUTH, FLOAT64),
     "paper_rnn": net(lambda: PaperRNN(3, size=14, hidden=5, steps_per_token=2, seed=1)),
-    "quantized_paper_rnn": net(lambda: quantize(PaperRNN(3, 14, 5, 2, seed=1), 2, 6)),
-    "quantized_gru": net(lambda: quantize(GRU(3, 8, seed=1), 2, 6)),
-    "quantized_lstm": net(lambda: quantize(LSTM(3, 8, seed=1), 2, 6)),
+    "quantized_paper_rnn": net(lambda: quantize(PaperRNN(3, 14, 5, 2, seed=1), 2, 6), FLOAT64),
+    "quantized_gru": net(lambda: quantize(GRU(3, 8, seed=1), 2, 6), FLOAT64),
+    "quantized_lstm": net(lambda: quantize(LSTM(3, 8, seed=1), 2, 6), FLOAT64),
     "boosted_gru": boosted(lambda: GRU(3, 8, seed=2), k=2, offset=1, eta=1.3, d_seed=5),
     "boosted_transformer": boosted(
         lambda: Transformer(3, 16, 1, 2, max_len=N, seed=2), k=3, offset=0, eta=-0.8, d_seed=6
@@ -139,7 +164,11 @@ def test_rows_at_different_positions_step_as_alone(case, data):
 
 
 def test_step_along_a_string_equals_log_probs(case):
+    """Teacher forcing against stepping (two code paths of a network or wrapper). A source's log_probs is its
+    steps, so sources are compared with independent references instead (test_source_equals_reference)."""
     model, truth, tol = case
+    if truth is model:
+        pytest.skip("a source: log_probs is defined by its steps; see test_source_equals_reference")
     x = strings_of(model, truth)
     assert torch.allclose(log_probs_by_steps(model, x), model.log_probs(x), atol=tol, rtol=0)
 
@@ -186,3 +215,93 @@ def test_advantage_and_tv_work_and_agree_with_exact(case):
     tv = tv_advantage(truth, model, k, num_docs=150, seed=2)
     tv_exact = tv_advantage(truth, model, k, estimator="exact").value
     assert abs(tv.value - tv_exact) <= 4 * tv.stderr + 1e-9 and tv_exact >= abs(exact) - 1e-9
+
+
+# ---- Definition 2: a next-k-token distinguisher reads x[:start+k] only -----------------------------------
+
+SOURCE_CASES = sorted(name for name in SUITE if SUITE[name].__qualname__.startswith("source."))
+
+
+def shipped_distinguishers(src) -> dict:
+    """Every distinguisher nextk ships, on one source: its checkers, SupportCheck, a negation, the optimal
+    distinguisher against a bigram, a (briefly) fitted learned distinguisher and the text statistics."""
+    from nextk.distinguishers import LearnedDistinguisher, Negation, OptimalDistinguisher, SupportCheck
+    from nextk.distinguishers.text import NgramRepeat, PrefixCopy, RareTokens, SeenInPrefix
+
+    bigram = NGram(2, src.vocab_size, smoothing=1.0).fit(src.sample(50, generator=1))
+    docs = src.sample(64, generator=2)
+    found = {f"check:{name}": check for name, check in src.checks.items()}
+    found.update(
+        support=SupportCheck(src),
+        negation=Negation(next(iter(src.checks.values()))),
+        optimal=OptimalDistinguisher(src, bigram, 2),
+        learned=LearnedDistinguisher(src.vocab_size, hidden=4, steps=3, seed=0).fit(src, bigram, 2, num_docs=16),
+        ngram_repeat=NgramRepeat(1),
+        prefix_copy=PrefixCopy(2),
+        seen_in_prefix=SeenInPrefix(0.5),
+        rare_tokens=RareTokens(src.vocab_size).calibrate(docs, 2),
+    )
+    return found
+
+
+def test_source_cases_are_the_sources():
+    assert SOURCE_CASES and all(SUITE[name]()[1] is None for name in SOURCE_CASES)
+    assert all(SUITE[name]()[1] is not None for name in SUITE if name not in SOURCE_CASES and "hf" not in name)
+
+
+@pytest.mark.parametrize("name", SOURCE_CASES)
+def test_distinguishers_never_read_past_the_window(name):
+    """For every shipped distinguisher on every source, every k ≤ n and every start (an int, and one start per
+    row): randomising every token at positions ≥ start + k (uniform tokens, and the tail of another true
+    document) leaves every answer unchanged. Any change is a read past the window."""
+    src, _, _ = SUITE[name]()
+    n, v = src.length, src.vocab_size
+    g = torch.Generator().manual_seed(3)
+    x = src.sample(24, generator=4)
+    other = src.sample(24, generator=5)
+    for label, d in shipped_distinguishers(src).items():
+        for k in range(1, n + 1):
+            row_starts = torch.randint(0, n - k + 1, (len(x),), generator=g)
+            for start in [*range(n - k + 1), row_starts]:
+                ends = (start if isinstance(start, torch.Tensor) else torch.full((len(x),), start)) + k
+                after = torch.arange(n)[None, :] >= ends[:, None]  # (B, n): the positions d may not read
+                want = d(x, start, k)
+                for tail in (torch.randint(0, v, x.shape, generator=g), other):
+                    got = d(torch.where(after, tail, x), start, k)
+                    assert torch.equal(got, want), (label, k, start)
+
+
+# ---- every source against p̄ written from its definition -------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SOURCE_CASES)
+def test_source_equals_reference(name):
+    """The exact conditionals of each source, along every string of its support (at most 400 of them, drawn with
+    a fixed seed) and along uniform random strings, by log_probs and by stepping, equal the ratios of prefix
+    marginals of p̄ written from the source's definition; log_prob equals log p̄(x) (−inf off the support).
+    Rows after a prefix of probability 0 are not compared (the source's uniform row is a convention)."""
+    src, _, _ = SUITE[name]()
+    ref = REFERENCES[name](src)
+    n, v = src.length, src.vocab_size
+    assert all(len(x) == n for x in ref) and abs(sum(ref.values()) - 1) < 1e-12
+    marg = references.prefix_marginals(ref)
+    support = sorted(ref)
+    pick = torch.randperm(len(support), generator=torch.Generator().manual_seed(0))[:400].tolist()
+    x = torch.cat(
+        [
+            torch.tensor([support[i] for i in pick]),
+            torch.randint(0, v, (50, n), generator=torch.Generator().manual_seed(1)),
+        ]
+    )
+    want = np.full((len(x), n, v), np.nan)
+    for b, row in enumerate(x.tolist()):
+        for t in range(n):
+            base = marg.get(tuple(row[:t]), 0.0)
+            if base > 0:
+                want[b, t] = [marg.get(tuple(row[:t]) + (c,), 0.0) / base for c in range(v)]
+    defined = ~np.isnan(want[..., 0])
+    for got in (src.log_probs(x), log_probs_by_steps(src, x)):
+        assert np.abs(got.exp().numpy()[defined] - want[defined]).max() < 1e-12
+    whole = np.array([ref.get(tuple(row), 0.0) for row in x.tolist()])
+    assert np.abs(src.log_prob(x).double().exp().numpy() - whole).max() < 1e-12
+    assert torch.isneginf(src.log_prob(x)[torch.from_numpy(whole == 0)]).all()

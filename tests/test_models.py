@@ -209,3 +209,100 @@ def test_public_names():
     from nextk.search import run_schedule  # the module stays importable beside the function
 
     assert callable(run_schedule)
+
+
+# ---- quantised evaluation in float64 (Definition 4) -----------------------------------------------------
+
+
+def q_fixed(x, i: int, f: int):
+    """Signed fixed point written with NumPy in x's own dtype: round toward zero to a multiple of 2^−f, saturate
+    at ±(2^i − 2^−f)."""
+    top = x.dtype.type(2.0**i - 2.0**-f)
+    return np.sign(x) * np.minimum(np.floor(np.abs(x) * x.dtype.type(2.0**f)) / x.dtype.type(2.0**f), top)
+
+
+def numpy_quantized_log_probs(model, kind: str, x: np.ndarray, i: int, f: int, dtype) -> np.ndarray:
+    """log q(v | x_<t) (B, T, V) of the quantised model, every node value in `dtype` NumPy, from the weights:
+    the cell equations of `numpy_recurrent_log_probs` (GRU, LSTM) or the PaperRNN's (u = [H, onehot],
+    z = [H, W, onehot]; g = clip(A_g u + ½, 0, 1) = ReLU(·) − ReLU(· − 1), c = clip(A_c u + (A_a u)(A_b u), −1, 1)
+    = ReLU(· + 1) − ReLU(· − 1) − 1; H ← gH + (1 − g)c; W ← [ReLU(A_r z), (A_p z)(A_q z)], W reset at each token,
+    τ synchronous steps), each gate and state (H and W) replaced by its fixed point value after it is computed;
+    read-out, softmax, probabilities floored at 1e-6 and renormalised."""
+    w = {k: v.detach().double().numpy().astype(dtype) for k, v in model.state_dict().items()}
+    b, t = x.shape
+    inputs = np.concatenate([np.full((b, 1), model.vocab_size), x[:, :-1]], axis=1)
+    q = lambda a: q_fixed(a, i, f)  # noqa: E731
+    relu = lambda a: np.maximum(a, dtype(0))  # noqa: E731
+    sig = lambda a: dtype(1) / (dtype(1) + np.exp(-a))  # noqa: E731
+    if kind == "paper_rnn":
+        hidden, steps, vocab = model.hidden, model.steps, model.vocab_size
+        n_relu, n_prod = model.n_relu, model.n_prod
+        h, outs = np.zeros((b, hidden), dtype), []
+        for s in range(t):
+            inp = np.eye(vocab + 1, dtype=dtype)[inputs[:, s]]
+            wk = np.zeros((b, n_relu + n_prod), dtype)
+            for _ in range(steps):
+                gate = np.concatenate([h, inp], 1) @ w["gate_in.weight"].T + w["gate_in.bias"]
+                g, c, a, bb = np.split(gate, 4, axis=1)
+                g = relu(g + dtype(0.5)) - relu(g + dtype(0.5) - dtype(1))
+                cc = c + a * bb
+                cc = relu(cc + dtype(1)) - relu(cc - dtype(1)) - dtype(1)
+                work = np.concatenate([h, wk, inp], 1) @ w["work_in.weight"].T + w["work_in.bias"]
+                r, p, qq = work[:, :n_relu], work[:, n_relu : n_relu + n_prod], work[:, n_relu + n_prod :]
+                h, wk = q(g * h + (dtype(1) - g) * cc), q(np.concatenate([relu(r), p * qq], 1))
+            outs.append(np.concatenate([h, wk], 1) @ w["readout.weight"].T + w["readout.bias"])
+        logits = np.stack(outs, 1)
+    else:
+        hidden = model.hidden
+        seq = w["embed.weight"][inputs]  # (B, T, H)
+        for layer in range(model.layers):
+            w_ih, w_hh = w[f"rnn.weight_ih_l{layer}"], w[f"rnn.weight_hh_l{layer}"]
+            b_ih, b_hh = w[f"rnn.bias_ih_l{layer}"], w[f"rnn.bias_hh_l{layer}"]
+            h, c = np.zeros((b, hidden), dtype), np.zeros((b, hidden), dtype)
+            out = np.zeros((b, t, hidden), dtype)
+            for s in range(t):
+                gi, gh = seq[:, s] @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+                if kind == "gru":
+                    r = q(sig(gi[:, :hidden] + gh[:, :hidden]))
+                    z = q(sig(gi[:, hidden : 2 * hidden] + gh[:, hidden : 2 * hidden]))
+                    n = q(np.tanh(gi[:, 2 * hidden :] + r * gh[:, 2 * hidden :]))
+                    h = q((dtype(1) - z) * n + z * h)
+                else:
+                    g4 = gi + gh
+                    ig, fg = q(sig(g4[:, :hidden])), q(sig(g4[:, hidden : 2 * hidden]))
+                    gg, og = q(np.tanh(g4[:, 2 * hidden : 3 * hidden])), q(sig(g4[:, 3 * hidden :]))
+                    c = q(fg * c + ig * gg)
+                    h = q(og * np.tanh(c))
+                out[:, s] = h
+            seq = out
+        logits = seq @ w["head.weight"].T + w["head.bias"]
+    z = logits.astype(np.float64) - logits.max(-1, keepdims=True)
+    p = np.maximum(np.exp(z) / np.exp(z).sum(-1, keepdims=True), 1e-6)
+    return np.log(p / p.sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize(
+    "kind,make",
+    [
+        ("gru", lambda: GRU(V, 8, layers=2, seed=3)),
+        ("lstm", lambda: LSTM(V, 6, seed=2)),
+        ("paper_rnn", lambda: PaperRNN(V, size=14, hidden=5, steps_per_token=2, seed=1)),
+    ],
+)
+@pytest.mark.parametrize("bits", [(3, 27), (20, 30), (2, 6)])
+def test_quantized_models_compute_in_float64_fixed_point(kind, make, bits):
+    """A quantised model equals fixed-point arithmetic in float64 written here in NumPy (to 1e-12, teacher forced
+    and stepped). At I + F ≥ 30 the same arithmetic in float32 differs from it by far more (float32 holds 24
+    significant bits), so a float32 run could not pass."""
+    from nextk.quantize import quantize
+
+    model = make()
+    qm = quantize(model, *bits)
+    x = torch.randint(0, V, (6, T), generator=torch.Generator().manual_seed(5))
+    want = numpy_quantized_log_probs(model, kind, x.numpy(), *bits, np.float64)
+    got = qm.log_probs(x).detach().numpy()
+    assert np.abs(got - want).max() < 1e-12
+    assert np.abs(log_probs_by_steps(qm, x).numpy() - want).max() < 1e-12
+    if sum(bits) >= 30:
+        f32 = numpy_quantized_log_probs(model, kind, x.numpy(), *bits, np.float32)
+        assert np.abs(f32 - want).max() > 1e-9  # the test can tell float32 from float64

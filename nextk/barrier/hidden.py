@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nextk.distinguishers.checks import clip
 from nextk.errors import TooLargeError
 from nextk.lm import make_generator
 from nextk.measure import batched_log_prob
@@ -109,20 +110,34 @@ class SeedPrefix(HiddenSource):
 
 
 class VisibleCheck:
-    """The visible document's arithmetic checker applied after the hidden part (windows on visible text)."""
+    """The visible document's arithmetic checker on the visible part of a window (docs/theory.md §2, §7).
+
+    Definition 2: the answer depends on x[:start+k] only. The window [start, start+k) of the whole string
+    is the window [max(start − h, 0), start + k − h) of the visible document (h = hidden part + '|'); a
+    window that ends inside the hidden part has no visible token to judge and is accepted. A separator
+    written inside the visible part is invalid (the visible checker would otherwise read it as a visible
+    token)."""
 
     def __init__(self, source: HiddenSource):
         self.source = source
 
     def __call__(self, x: Tensor, start, k: int) -> Tensor:
-        h = self.source.hidden_length
-        vis = x[:, h:]
-        if isinstance(start, Tensor):
-            start = (start - h).clamp_min(0)
-        else:
-            start = max(start - h, 0)
-        k = min(k, vis.shape[1])
-        return self.source.visible_source.checks["arithmetic"](vis.clamp(max=len(self.source.vocab) - 2), start, k)
+        x, starts = clip(x, start, k)  # nothing after the last window end is read
+        h, sep = self.source.hidden_length, self.source.vocab_size - 1
+        ends = starts + k
+        vis_start = (starts - h).clamp_min(0)
+        vis_len = ends - h - vis_start  # visible tokens inside each row's window (≤ 0: none)
+        out = torch.ones(len(x), dtype=torch.bool)
+        check = self.source.visible_source.checks["arithmetic"]
+        for length in vis_len.unique().tolist():
+            if length <= 0:
+                continue
+            rows = (vis_len == length).nonzero().squeeze(1)
+            vis = x[rows, h : int(ends[rows].max())]  # (R, visible columns up to the group's last end)
+            read = torch.arange(vis.shape[1])[None, :] < (ends[rows] - h)[:, None]
+            stray_sep = ((vis == sep) & read).any(1)
+            out[rows] = check(vis.clamp(max=sep - 1), vis_start[rows], length) & ~stray_sep
+        return out
 
 
 class Visible:

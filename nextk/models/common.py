@@ -29,6 +29,13 @@ def snapshot(module: nn.Module) -> dict[str, Tensor]:
     return {key: v.detach().clone() for key, v in module.state_dict().items()}
 
 
+def linear(layer: nn.Linear, x: Tensor) -> Tensor:
+    """`layer(x)` computed in x's dtype (float64 node values for quantised runs, docs/theory.md §6); gradients
+    still reach the float32 parameters."""
+    bias = None if layer.bias is None else layer.bias.to(x.dtype)
+    return nn.functional.linear(x, layer.weight.to(x.dtype), bias)
+
+
 def shift_right(x: Tensor, bos: int) -> Tensor:
     """Inputs for teacher forcing: [BOS, x_0, …, x_{T−2}]  (batch, pos)."""
     return torch.cat([torch.full_like(x[:, :1], bos), x[:, :-1]], dim=1)

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from nextk.errors import InputError
 from nextk.lm import State
-from nextk.models.common import NeuralLM, seeded, shift_right
+from nextk.models.common import NeuralLM, linear, seeded, shift_right
 
 
 def relu(x: Tensor) -> Tensor:
@@ -88,13 +88,15 @@ class PaperRNN(NeuralLM):
 
     def _hidden(self, h: Tensor, inp: Tensor) -> Tensor:
         """New hidden node values from H and the input only (Definition 3 (i))."""
-        g, c, a, b = self.gate_in(torch.cat([h, inp], dim=-1)).chunk(4, dim=-1)
+        g, c, a, b = linear(self.gate_in, torch.cat([h, inp], dim=-1)).chunk(4, dim=-1)
         g = hard_sigmoid(g + 0.5)
         return g * h + (1 - g) * hard_tanh(c + a * b)
 
     def _work(self, h: Tensor, w: Tensor, inp: Tensor) -> Tensor:
         """New work node values from H, W and the input: ReLU nodes, then product nodes."""
-        r, p, q = self.work_in(torch.cat([h, w, inp], dim=-1)).split([self.n_relu, self.n_prod, self.n_prod], dim=-1)
+        r, p, q = linear(self.work_in, torch.cat([h, w, inp], dim=-1)).split(
+            [self.n_relu, self.n_prod, self.n_prod], dim=-1
+        )
         return torch.cat([relu(r), p * q], dim=-1)
 
     def _token(self, h: Tensor, tokens: Tensor, node=None) -> tuple[Tensor, Tensor]:
@@ -109,10 +111,11 @@ class PaperRNN(NeuralLM):
         return h, w
 
     def _out(self, h: Tensor, w: Tensor) -> Tensor:
-        return self.readout(torch.cat([h, w], dim=-1))
+        return linear(self.readout, torch.cat([h, w], dim=-1))
 
-    def node_init(self, batch: int) -> dict[str, Tensor]:
-        return {"h": torch.zeros(batch, self.hidden)}
+    def node_init(self, batch: int, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+        """Node values start at 0, in `dtype`: every later node value is computed in it (float64 for `quantize`)."""
+        return {"h": torch.zeros(batch, self.hidden, dtype=dtype)}
 
     def node_step(self, carry: dict[str, Tensor], tokens: Tensor, node) -> tuple[dict[str, Tensor], Tensor]:
         """One token through the graph with `node` applied to every node value: (carry, logits (B, V))."""

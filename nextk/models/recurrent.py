@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from nextk.errors import InputError
 from nextk.lm import State
-from nextk.models.common import NeuralLM, seeded, shift_right
+from nextk.models.common import NeuralLM, linear, seeded, shift_right
 
 
 class _GRUCell:
@@ -93,24 +93,29 @@ class RecurrentLM(NeuralLM):
         lp = torch.log_softmax(self.head(out[:, 0]).double(), dim=-1)
         return State({"log_probs": lp, **{k: v.transpose(0, 1) for k, v in self.cell.from_hx(hx).items()}})
 
-    def node_init(self, batch: int) -> dict[str, Tensor]:
-        return {key: torch.zeros(batch, self.layers, self.hidden) for key in self.cell.keys}
+    def node_init(self, batch: int, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+        """Node values start at 0, in `dtype`: every later node value is computed in it (float64 for `quantize`)."""
+        return {key: torch.zeros(batch, self.layers, self.hidden, dtype=dtype) for key in self.cell.keys}
 
     def node_step(self, carry: dict[str, Tensor], tokens: Tensor, node) -> tuple[dict[str, Tensor], Tensor]:
         """The cell equations written out (unfused) with `node` applied to every gate and state value,
-        layer by layer: (carry, logits (B, V)). Matches nn.GRU / nn.LSTM when node is the identity."""
-        x = self.embed(tokens.long())
+        layer by layer, in the carry's dtype: (carry, logits (B, V)). Matches nn.GRU / nn.LSTM when node is the
+        identity."""
+        dtype = carry["h"].dtype
+        x = self.embed(tokens.long()).to(dtype)
         out: dict[str, list[Tensor]] = {key: [] for key in self.cell.keys}
         for layer in range(self.layers):
-            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"weight_hh_l{layer}")
-            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{layer}"), getattr(self.rnn, f"bias_hh_l{layer}")
+            w_ih, w_hh, b_ih, b_hh = (
+                getattr(self.rnn, f"{name}_l{layer}").to(dtype)
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            )
             h, c = carry["h"][:, layer], carry["c"][:, layer] if "c" in carry else None
             h, c = self.cell.equations(x @ w_ih.T + b_ih, h @ w_hh.T + b_hh, h, c, node)
             out["h"].append(h)
             if c is not None:
                 out["c"].append(c)
             x = h
-        return {key: torch.stack(vals, 1) for key, vals in out.items()}, self.head(x)
+        return {key: torch.stack(vals, 1) for key, vals in out.items()}, linear(self.head, x)
 
 
 class GRU(RecurrentLM):

@@ -1,6 +1,6 @@
 """`nextk construct`: the paper's boosting construction built node by node (docs/theory.md §9), checked
 equal to `boost`'s exact conditionals; sizes per round against the lemmas; the fixed-point error against
-Lemma 12's bound (about 2 minutes).
+Lemma 12's bound (about 30 seconds).
 
 q is a random HMM compiled into a graph RNN (its forward recursion); p is a source whose checker is
 compiled into a distinguisher RNN. Round t boosts the round t − 1 RNN (Lemma 3) with, in round 1,

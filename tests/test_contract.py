@@ -21,7 +21,7 @@ from nextk.lm import LanguageModel, State, log_probs_by_steps
 from nextk.measure import all_strings
 from nextk.models import GRU, LSTM, NGram, PaperRNN, Transformer
 from nextk.quantize import quantize
-from nextk.sources import HMM, Addition, Dyck, Factorization, Parity, Primes, RandomNumber
+from nextk.sources import HMM, Addition, Dyck, Factorization, Mixture, Parity, Primes, RandomNumber
 from tests import hf_tools
 from tests.test_advantage import RandomD
 
@@ -54,6 +54,7 @@ SUITE = {
     "primes": source(lambda: Primes(digits=2)),
     "random_number": source(lambda: RandomNumber(digits=3)),
     "parity": source(lambda: Parity(block=3, length=7)),
+    "mixture": source(lambda: Mixture([Parity(block=3, length=7), HMM.random(2, 2, 7, seed=3)], [0.7, 0.3])),
     "hidden_stream": source(lambda: HiddenStream(1)),
     "seed_prefix": source(lambda: SeedPrefix(1, 6)),
     "gru": net(lambda: GRU(3, 8, layers=2, seed=1)),

@@ -9,11 +9,16 @@ S_r = {s ≡ r (mod k), s ≤ m−1}, and
 trie of depth k per block, exact log-probabilities, exact rejection sampling. `boost` chooses (r, η)
 on samples of p when they are not given, and reports the gain Δ against Lemma 1's guarantee.
 
-The step η may be infinite. When d accepts every true window of p in the blocks (a checker of p's own
-rules), Δ(η) increases without bound in η toward the rejection limit: η → +∞ conditions q's blocks on
-d = 1, and Δ∞ = −Σ_s E_p log P_q(d = 1 | x_{<s}). `boost` then reports that limit (η = +∞, a
-`Boosted` that conditions), never a bound of the search; symmetrically η → −∞ when d rejects every
-true window. Otherwise the maximum is interior and Δ'(η) = 0 there (`choose_eta`).
+The step η is infinite only when that is proven. When d accepts every true window of p in the blocks,
+Δ(η) increases without bound in η toward the rejection limit: η → +∞ conditions q's blocks on d = 1, and
+Δ∞ = −Σ_s E_p log P_q(d = 1 | x_{<s}). But a finite sample in which d accepted every window does not show
+P_p(d = 0) = 0, and one violating document makes the limit's KL infinite. So `boost` takes the limit
+η = +∞ only when P_p(d = 0) = 0 on the blocks is proven (`support_proof`): exactly, by enumerating p's
+support, or because d is one of p's own checks (a rule every document of p keeps). Otherwise η maximises
+Δ under the largest violation rate the sample allows, ε = 1 − 0.05^{1/N} (the one-sided 95% Clopper–
+Pearson bound at 0 violations in N documents), per block: a finite step, and the held-out interval of Δ
+is lowered by |η| Σ_s ε_s for the violations it cannot have seen. Symmetrically for η → −∞ when d rejects
+every true window. Otherwise the maximum is interior and Δ'(η) = 0 there (`choose_eta`).
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ from torch import Tensor
 from nextk import bounds
 from nextk.advantage import judge_all_windows, sample_windows, window_log_probs
 from nextk.bounds import check_window
-from nextk.errors import MAX_ENUMERATION, InputError, check_enumeration
+from nextk.errors import MAX_ENUMERATION, InputError, TooLargeError, check_enumeration
 from nextk.lm import State, check_tokens, gather_log_prob, make_generator, sample_by_steps, states_along
-from nextk.measure import batched_log_prob
+from nextk.measure import batched_log_prob, check_pair, support
 from nextk.stats import mean_estimate
 
 ETA_BRACKET = 2.0**20  # the root of Δ'(η) is bracketed by doubling up to this |η| (a finite maximum lies far below)
-LOW_ACCEPTANCE = 0.02  # below this guaranteed acceptance exp(−|η|), "auto" samples from the trie
+LOW_ACCEPTANCE = 0.02  # below this guaranteed acceptance exp(−|η|), "auto" samples from the trie (when it fits)
+CONFIDENCE = 0.95  # of the Clopper–Pearson bound on the violation rate a sample without violations allows
 
 
 def log_z(eta: float | Tensor, beta: Tensor) -> Tensor:
@@ -72,6 +78,10 @@ class Boosted:
     def __repr__(self) -> str:
         return f"Boosted(k={self.k}, offset={self.offset}, eta={self.eta:.4g}, blocks={self.block_starts})"
 
+    def judge(self, x: Tensor, start: int | Tensor, k: int) -> Tensor:
+        """d(x, start, k), with a one-line error naming the distinguisher contract when d breaks it."""
+        return _judge(self.d, x, start, k)
+
     # ---- the block weight e^{η d}, including the limits η = ±∞ ----------------------------------------
     def weight(self, dd: Tensor) -> Tensor:
         """log of the block weight: η·d for a finite η; for η = +∞ the conditioning limit log 1[d = 1]
@@ -102,7 +112,7 @@ class Boosted:
         v, k, b = self.vocab_size, self.k, prefix.shape[0]
         check_enumeration(b * v**k, f"boosted trie ({b} blocks × {v}^{k} windows)")
         starts = prefix.shape[1] if starts is None else starts
-        leaf = window_log_probs(self.q, q_state, k) + self.weight(judge_all_windows(self.d, prefix, starts, k, v))
+        leaf = window_log_probs(self.q, q_state, k) + self.weight(judge_all_windows(self.judge, prefix, starts, k, v))
         levels = [leaf]  # (B, V^k): log q(w|x_{<s}) + η d
         for _ in range(k):
             levels.insert(0, torch.logsumexp(levels[0].reshape(b, -1, v), dim=-1))
@@ -182,7 +192,7 @@ class Boosted:
             return out
         log_z = phi[:, 0].reshape(len(starts), -1)  # (blocks, B): the root of each trie
         for i, s in enumerate(starts):
-            out += self.weight(self.d(x[:, : s + self.k], s, self.k)) - log_z[i]
+            out += self.weight(self.judge(x[:, : s + self.k], s, self.k)) - log_z[i]
         return out
 
     def start(self, batch: int) -> State:
@@ -230,7 +240,8 @@ class Boosted:
     ) -> Tensor:
         """Exact samples. method="rejection": each block drawn from q and accepted with probability
         exp(η d − max(η, 0)) (acceptance ≥ exp(−|η|), reported in `acceptance_`); "trie": ancestral
-        sampling through the exact conditionals; "auto": rejection unless exp(−|η|) < LOW_ACCEPTANCE."""
+        sampling through the exact conditionals; "auto": rejection unless exp(−|η|) < LOW_ACCEPTANCE and the tries
+        fit the enumeration budget."""
         length = self.length if length is None else length
         if not 0 <= length <= self.length:
             raise InputError(f"length={length} but Boosted documents have {self.length} tokens")
@@ -238,7 +249,9 @@ class Boosted:
             raise InputError(f"unknown method={method!r}; choose 'auto', 'rejection' or 'trie'")
         g = make_generator(generator)
         if method == "auto":
-            method = "trie" if math.exp(-abs(self.eta)) < LOW_ACCEPTANCE or prefix is not None else "rejection"
+            fits = num * self.vocab_size**self.k <= MAX_ENUMERATION  # the trie is exact only where it can be built
+            low = math.exp(-abs(self.eta)) < LOW_ACCEPTANCE
+            method = "trie" if prefix is not None or (low and fits) else "rejection"
         if method == "trie":
             return sample_by_steps(self, num, length, g, prefix)
         if prefix is not None:
@@ -257,7 +270,7 @@ class Boosted:
                 pending = torch.arange(num)
                 while len(pending):
                     w = sample_windows(self.q, state[pending], self.k, g)
-                    dd = self.d(torch.cat([out[pending, :t], w], dim=1), t, self.k).double()
+                    dd = self.judge(torch.cat([out[pending, :t], w], dim=1), t, self.k).double()
                     ok = torch.rand(len(pending), generator=g, dtype=torch.float64) < self._log_accept(dd).exp()
                     window[pending[ok]] = w[ok]
                     proposals, accepted = proposals + len(pending), accepted + int(ok.sum())
@@ -288,14 +301,31 @@ class Boosted:
         states = states_along(self.q, x[:, : self.block_starts[-1]])
         for s in self.block_starts:
             w = sample_windows(self.q, states[s].repeat(num_windows), self.k, g)
-            dd = self.d(torch.cat([x[:, :s].repeat_interleave(num_windows, 0), w], 1), s, self.k).double()
+            dd = self.judge(torch.cat([x[:, :s].repeat_interleave(num_windows, 0), w], 1), s, self.k).double()
             beta = dd.reshape(-1, num_windows).mean(1)
             se_beta = dd.reshape(-1, num_windows).std(1) / math.sqrt(num_windows)
             lz = self._log_z(beta)
-            out += self.weight(self.d(x[:, : s + self.k], s, self.k)) - lz
+            out += self.weight(self.judge(x[:, : s + self.k], s, self.k)) - lz
             slope = math.expm1(self.eta) / lz.exp() if math.isfinite(self.eta) else 1 / lz.exp()  # |d log Z / dβ|
             var += (slope * se_beta) ** 2
         return out, var.sqrt()
+
+
+def _judge(d, x: Tensor, start: int | Tensor, k: int) -> Tensor:
+    """d(x, start, k); an error inside d (typically indexing with a per-row `start` as if it were an int)
+    becomes one line that names the contract."""
+    try:
+        return d(x, start, k)
+    except InputError:
+        raise
+    except (TypeError, IndexError, RuntimeError, ValueError) as e:
+        given = "an int" if isinstance(start, int) else f"a LongTensor of {len(start)} starts, one per row"
+        cause = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError(
+            f"distinguisher {getattr(d, '__name__', type(d).__name__)} failed when given start as {given} "
+            f"({cause}); the contract: d(x, start, k) gets `start` as an int or a LongTensor with one start per "
+            "row, and must handle both (nextk.distinguishers.checks.clip does this)"
+        ) from None
 
 
 def _unprefix(state: State, prefix: str) -> State:
@@ -307,13 +337,17 @@ class EtaChoice:
     """The step that maximises the mean gain on the fitting documents (`choose_eta`).
 
     kind: "interior" (a finite η with Δ'(η) = 0 to solver precision), "limit +inf" / "limit -inf" (d
-    accepts / rejects every true window: Δ rises toward the rejection limit and η = ±∞ conditions q on
-    d = 1 / d = 0), or "flat" (d is constant on the true and on q's windows: Δ ≡ 0, η = 0)."""
+    accepts / rejects every true window and P_p(d = 0) = 0 (resp. 1) is proven: η = ±∞ conditions q on
+    d = 1 / d = 0), "guarded +" / "guarded -" (d accepted / rejected every fitting window but that is not
+    proven: the finite maximum of Δ(η) − |η| Σ_s ε_s, ε_s the violation rate the sample allows), "given",
+    or "flat" (d is constant on the true and on q's windows: Δ ≡ 0, η = 0)."""
 
     eta: float
     kind: str
     gain: float  # mean Δ per document at η on the fitting documents (the limit Δ±∞ for a limit)
     derivative: float  # Δ'(η) there: ≈ 0 at an interior maximum; 0⁺ approaching a limit
+    proof: str | None = None  # how P_p(d = 0) = 0 (resp. 1) was proven, for a limit
+    violation_bound: float | None = None  # ε per block, for a guarded step
 
     def to_dict(self) -> dict:
         return {
@@ -321,6 +355,8 @@ class EtaChoice:
             "kind": self.kind,
             "gain_fit": self.gain if math.isfinite(self.gain) else None,
             "derivative_fit": self.derivative,
+            "proof": self.proof,
+            "violation_bound": self.violation_bound,
         }
 
 
@@ -389,24 +425,58 @@ def gain_derivative(eta: float, D: Tensor, beta: Tensor, blocks: list[int]) -> f
     return (D - tilted).sum(1).mean().item()
 
 
-def choose_eta(D: Tensor, beta: Tensor, blocks: list[int]) -> EtaChoice:
-    """argmax_η of the mean gain (a 1-D concave maximisation, log Z convex in η). Returns the limit
-    η = ±∞ with Δ±∞ when d accepts (rejects) every true window — then Δ'(η) > 0 (< 0) for every finite
-    η and no finite step is a maximum — and otherwise the root of Δ'(η), bracketed by doubling and
-    solved by Brent's method."""
+def violation_bound(num: int, confidence: float = CONFIDENCE) -> float:
+    """The one-sided Clopper–Pearson upper bound on a rate after 0 events in `num` trials: 1 − (1 − c)^{1/num}."""
+    return 1 - (1 - confidence) ** (1 / num)
+
+
+def support_proof(p, d, k: int, blocks: list[int], side: int, budget: int = MAX_ENUMERATION) -> str | None:
+    """How P_p(d = 0 on some block of `blocks`) = 0 (side +1; for side −1: d = 1) is proven, or None:
+    d is one of p's own checks (side +1 only: a rule every document of p keeps), or the exact enumeration
+    of p's support (within `budget` strings) finds no document of positive probability with a violation."""
+    if side > 0:
+        for name, check in (getattr(p, "checks", None) or {}).items():
+            if check is d:
+                return f"d is p.checks[{name!r}], a rule every document of p keeps"
+    if not getattr(p, "exact", False):
+        return None
+    try:
+        x, lp = support(p, budget)
+    except TooLargeError:
+        return None
+    for s in blocks:
+        dd = _judge(d, x[:, : s + k], s, k)
+        if bool(((dd == 0) if side > 0 else (dd != 0)).any()):
+            return None
+    return f"exact enumeration of p's support ({len(x):,} documents): d = {1 if side > 0 else 0} on every block"
+
+
+def choose_eta(D: Tensor, beta: Tensor, blocks: list[int], proof: str | None = None) -> EtaChoice:
+    """argmax_η of the mean gain (a 1-D concave maximisation, log Z convex in η), by the root of its slope
+    (bracketed by doubling, Brent's method). When d accepts (rejects) every true window, Δ'(η) > 0 (< 0)
+    for every finite η: with `proof` (that P_p(d = 0) = 0, resp. 1; `support_proof`) the choice is the
+    limit η = ±∞ with Δ±∞; without it, the maximum of Δ(η) − |η| Σ_s ε_s with ε_s = violation_bound(N)
+    per block, which is finite ("guarded")."""
     from scipy.optimize import brentq
 
     Db, bb = D[:, blocks], beta[:, blocks]
+    penalty = 0.0
+    guarded = None
     if bool((Db > 0).all()) or bool((Db <= 0).all()):
         up = bool((Db > 0).all())
         if bool(((bb >= 1) if up else (bb <= 0)).all()):  # q agrees with p about d everywhere: Δ ≡ 0
             return EtaChoice(0.0, "flat", 0.0, 0.0)
-        eta = math.inf if up else -math.inf
-        return EtaChoice(eta, f"limit {'+' if up else '-'}inf", gain_per_doc(eta, D, beta, blocks).mean().item(), 0.0)
-    slope = lambda e: gain_derivative(e, D, beta, blocks)  # noqa: E731
+        if proof is not None:
+            eta = math.inf if up else -math.inf
+            gain = gain_per_doc(eta, D, beta, blocks).mean().item()
+            return EtaChoice(eta, f"limit {'+' if up else '-'}inf", gain, 0.0, proof=proof)
+        guarded = violation_bound(D.shape[0])
+        penalty = (1.0 if up else -1.0) * guarded * len(blocks)  # d Σ_s ε_s |η| / dη on the side of the limit
+    slope = lambda e: gain_derivative(e, D, beta, blocks) - penalty  # noqa: E731
+    kind = "interior" if guarded is None else f"guarded {'+' if penalty > 0 else '-'}"
     s0 = slope(0.0)
     if s0 == 0:
-        return EtaChoice(0.0, "interior", 0.0, 0.0)
+        return EtaChoice(0.0, kind, 0.0, 0.0, violation_bound=guarded)
     sign = 1.0 if s0 > 0 else -1.0
     lo, hi = 0.0, sign
     while slope(hi) * sign > 0:
@@ -415,7 +485,8 @@ def choose_eta(D: Tensor, beta: Tensor, blocks: list[int]) -> EtaChoice:
             return EtaChoice(eta, f"limit {'+' if sign > 0 else '-'}inf", math.inf, slope(hi))
         lo, hi = hi, 2 * hi
     eta = brentq(slope, min(lo, hi), max(lo, hi), xtol=1e-12, rtol=1e-12)
-    return EtaChoice(float(eta), "interior", gain_per_doc(eta, D, beta, blocks).mean().item(), slope(eta))
+    gain = gain_per_doc(eta, D, beta, blocks).mean().item() - abs(eta * penalty)
+    return EtaChoice(float(eta), kind, gain, slope(eta), violation_bound=guarded)
 
 
 def best_eta(D: Tensor, beta: Tensor, blocks: list[int]) -> float:
@@ -423,15 +494,31 @@ def best_eta(D: Tensor, beta: Tensor, blocks: list[int]) -> float:
     return choose_eta(D, beta, blocks).eta
 
 
-def gain_estimate(eta: float, D: Tensor, beta: Tensor, blocks: list[int], method: str) -> dict:
+def gain_estimate(eta: float, D: Tensor, beta: Tensor, blocks: list[int], method: str, proven: bool = False) -> dict:
     """Δ at η on documents (D, β) with its interval; a limit that some document makes −∞ (d rejects its
-    true window, so the conditioned model gives it probability 0) is reported as −∞ with that count."""
+    true window, so the conditioned model gives it probability 0) is reported as −∞ with that count.
+
+    Unless `proven` (P_p of the unseen side is 0), a block on which no document shows the side that η
+    penalises (d = 0 for η > 0, d = 1 for η < 0) may still have it at a rate up to ε = violation_bound(N),
+    each costing |η|: the interval's low end is lowered by |η| Σ_s ε_s over those blocks."""
     per = gain_per_doc(eta, D, beta, blocks)
     bad = int(torch.isneginf(per).sum())
     if bad:
         out = {"value": None, "stderr": None, "low": None, "high": None, "n": len(per), "method": method}
         return {**out, "documents_with_zero_probability": bad}
-    return mean_estimate(per, method).to_dict()
+    est = mean_estimate(per, method)
+    if proven or eta == 0 or not math.isfinite(eta):
+        return est.to_dict()
+    Db = D[:, blocks]
+    unseen = int(((Db > 0) if eta > 0 else (Db <= 0)).all(0).sum())  # blocks with no penalised window seen
+    if not unseen:
+        return est.to_dict()
+    shift = abs(eta) * unseen * violation_bound(len(per))
+    note = (
+        f"; low end lowered by |η|·Σε = {shift:.4g} for {unseen} block(s) where no document showed "
+        f"d = {0 if eta > 0 else 1} (rate ≤ ε = {violation_bound(len(per)):.3g}, Clopper–Pearson {CONFIDENCE:.0%})"
+    )
+    return {**est.to_dict(), "low": est.low - shift, "method": method + note}
 
 
 def boost(
@@ -458,6 +545,10 @@ def boost(
     n = p.length if p is not None else length
     if n is None:
         raise InputError("give p (samples of the truth) or length= (the document length)")
+    if p is not None:
+        check_pair(p, q, "boost")
+    if getattr(q, "length", None) is not None and q.length < n:
+        raise InputError(f"boost: q is defined for {q.length} tokens, shorter than the documents' {n}")
     m = check_window(k, n)
     if offset is not None and eta is not None:
         return Boosted(q, d, k, offset, eta, n)
@@ -471,7 +562,10 @@ def boost(
     for r in [offset] if offset is not None else range(min(k, m)):
         blocks = list(range(r, m, k))
         if eta is None:
-            choice = choose_eta(*fit, blocks)
+            Db = fit[0][:, blocks]
+            side = 1 if bool((Db > 0).all()) else -1 if bool((Db <= 0).all()) else 0
+            proof = support_proof(p, d, k, blocks, side) if side else None
+            choice = choose_eta(*fit, blocks, proof=proof)
         else:
             e = float(eta)
             fitted = gain_per_doc(e, *fit, blocks).mean().item()
@@ -486,7 +580,7 @@ def boost(
                 alpha=alpha.to_dict(),
                 eta=choice.eta if math.isfinite(choice.eta) else None,
                 eta_choice=choice.to_dict(),
-                gain=gain_estimate(choice.eta, *test, blocks, "held-out p documents"),
+                gain=gain_estimate(choice.eta, *test, blocks, "held-out p documents", proven=choice.proof is not None),
                 lemma1_guarantee=len(blocks) * alpha.value**2 / 4,
                 gain_at_half_alpha=mean_estimate(gain_per_doc(half, *test, blocks), "held-out p documents").to_dict(),
             )
@@ -500,6 +594,8 @@ def boost(
         "eta": chosen.eta,
         "eta_kind": choice.kind,
         "eta_note": eta_note(choice),
+        "eta_proof": choice.proof,
+        "eta_violation_bound": choice.violation_bound,
         "gain": chosen.gain,
         "lemma1_guarantee_overall": bounds.lemma1_guarantee(overall, k, n),
         "lemma1_guarantee_tight": bounds.lemma1_guarantee_tight(overall, k, n),
@@ -523,9 +619,18 @@ def eta_note(choice: EtaChoice) -> str:
         side = "1" if choice.eta > 0 else "0"
         verb = "accepts" if choice.eta > 0 else "rejects"
         return (
-            f"d {verb} every true window of the fitting documents, so Δ(η) increases without bound in |η| toward "
-            f"the rejection limit η = {'+' if choice.eta > 0 else '−'}∞: q's blocks conditioned on d = {side}, "
-            f"Δ∞ = −Σ_s E_p log P_q(d = {side} | x_<s) = {choice.gain:.4f} nats on them"
+            f"d {verb} every true window of p, proven ({choice.proof}), so Δ(η) increases without bound in |η| "
+            f"toward the rejection limit η = {'+' if choice.eta > 0 else '−'}∞: q's blocks conditioned on d = {side}, "
+            f"Δ∞ = −Σ_s E_p log P_q(d = {side} | x_<s) = {choice.gain:.4f} nats on the fitting documents"
+        )
+    if choice.kind.startswith("guarded"):
+        verb, side = ("accepted", "0") if choice.kind.endswith("+") else ("rejected", "1")
+        return (
+            f"d {verb} every true window of the fitting documents, but P_p(d = {side}) = 0 is not proven (d is "
+            f"not one of p's checks, and p's support could not be enumerated or has documents with d = {side}): "
+            f"η = {choice.eta:.4g} maximises Δ under the largest violation rate the sample allows, "
+            f"ε = {choice.violation_bound:.3g} per block (Clopper–Pearson {CONFIDENCE:.0%}), "
+            f"Δ = {choice.gain:.4f} nats on the fitting documents"
         )
     if choice.kind == "flat":
         return "d takes one value on every true and every model window: Δ ≡ 0, η = 0"

@@ -121,11 +121,12 @@ def propose(q, prefix: Tensor, k: int, num: int, generator: torch.Generator) -> 
 
 
 def log_weights(boosted, prefix: Tensor, windows: Tensor) -> Tensor:
-    """η d(x_{<s}, w) for every proposed window: prefix (B, s), windows (B, N, k) → float64 (B, N)."""
+    """η d(x_{<s}, w) for every proposed window (0 / −∞ at η = ±∞, `Boosted.weight`): prefix (B, s), windows
+    (B, N, k) → float64 (B, N)."""
     b, num, k = windows.shape
     s = prefix.shape[1]
     x = torch.cat([prefix.repeat_interleave(num, 0), windows.reshape(b * num, k)], 1)
-    return boosted.eta * boosted.d(x, s, k).double().reshape(b, num)
+    return boosted.weight(boosted.judge(x, s, k)).reshape(b, num)
 
 
 def log_mean_exp(log_w: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -96,17 +96,18 @@ def ess_redraw(b, num, particles, max_particles, seed, threshold=0.5):
     return x
 
 
-def test_rejection_smc_on_the_rare_windows_of_the_issue():
-    """Case b (64 cells, two blocks): the new default sampler passes χ² with 10⁴ draws and its P(d = 1) in
-    the first block is within 4σ of the exact 0.464; the old redraw (64 → 512 particles) gave 0.254."""
-    b = case_b()
+@pytest.mark.parametrize("case,particles,want", [(case_a, 16, 0.803), (case_b, 64, 0.464)])
+def test_rejection_smc_on_the_rare_windows_of_the_issue(case, particles, want):
+    """The issue's two cases: the new default sampler passes χ² with 10⁴ draws and its P(d = 1) in the first
+    block is within 4σ of the exact value (0.803 and 0.464; the old redraw gave 0.011 and 0.254)."""
+    b = case()
     exact = exact_first_block(b)
-    assert abs(exact - 0.464) < 5e-4
-    res = check_sampler(lambda n, g: smc_sample(b, n, particles=64, seed=g).samples, b, 10_000, seed=1)
+    assert abs(exact - want) < 5e-4
+    res = check_sampler(lambda n, g: smc_sample(b, n, particles=particles, seed=g).samples, b, 10_000, seed=1)
     assert res.passed(ALPHA), res
     assert res.dof > 10 and res.n == 10_000 and res.outside_support == 0 and res.tv.low == 0
-    x = smc_sample(b, 10_000, particles=64, seed=2).samples
-    share = b.d(x[:, :3], 0, 3).double().mean().item()
+    x = smc_sample(b, 10_000, particles=particles, seed=2).samples
+    share = b.d(x[:, : b.k], 0, b.k).double().mean().item()
     assert abs(share - exact) < 4 * math.sqrt(exact * (1 - exact) / 10_000), (share, exact)
 
 

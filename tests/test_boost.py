@@ -332,3 +332,20 @@ def test_auto_sampling_is_exact_rejection_when_the_trie_does_not_fit():
     big = HMM.random(2, 16, 12, seed=0)
     b = boost(big, RandomD(0), 6, offset=0, eta=5.0, length=12)  # e^−5 < LOW_ACCEPTANCE, 16^6 windows
     assert b.sample(3, generator=0).shape == (3, 12) and b.acceptance_ is not None
+
+
+def test_the_report_says_whether_the_exact_drop_lies_in_the_held_out_interval():
+    from nextk.runs.boost import sentences
+    from nextk.stats import exact
+
+    def res(drop_after):
+        return {
+            "eta_note": "η",
+            "kl_method": "exact",
+            "kl_before": exact(0.5, "exact").to_dict(),
+            "kl_after": exact(drop_after, "exact").to_dict(),
+            "search": {"gain": {"value": 0.3, "stderr": 0.01, "low": 0.28, "high": 0.32, "n": 9, "method": "m"}},
+        }
+
+    assert any("lies inside the held-out interval" in s for s in sentences(res(0.2)))
+    assert any("lies OUTSIDE the held-out interval" in s for s in sentences(res(0.1)))

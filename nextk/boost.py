@@ -122,12 +122,13 @@ def boost(
     *fit, how = window_statistics(p, q, d, k, fit_x, generator=g)
     *test, _ = window_statistics(p, q, d, k, test_x, generator=g)
     reports, choices = [], {}
+    enumerated: dict = {}  # p's support, enumerated at most once for the proofs of every offset
     for r in [offset] if offset is not None else range(min(k, m)):
         blocks = list(range(r, m, k))
         if eta is None:
             Db = fit[0][:, blocks]
             side = 1 if bool((Db > 0).all()) else -1 if bool((Db <= 0).all()) else 0
-            proof = support_proof(p, d, k, blocks, side) if side else None
+            proof = support_proof(p, d, k, blocks, side, cache=enumerated) if side else None
             choice = choose_eta(*fit, blocks, proof=proof)
         else:
             e = float(eta)

@@ -54,19 +54,27 @@ class EtaChoice:
         }
 
 
-def support_proof(p, d, k: int, blocks: list[int], side: int, budget: int = MAX_ENUMERATION) -> str | None:
+def support_proof(
+    p, d, k: int, blocks: list[int], side: int, budget: int = MAX_ENUMERATION, cache: dict | None = None
+) -> str | None:
     """How P_p(d = 0 on some block of `blocks`) = 0 (side +1; for side −1: d = 1) is proven, or None:
     d is one of p's own checks (side +1 only: a rule every document of p keeps), or the exact enumeration
-    of p's support (within `budget` strings) finds no document of positive probability with a violation."""
+    of p's support (within `budget` strings) finds no document of positive probability with a violation.
+    `cache`: a dict kept across calls for one p, so its support is enumerated once."""
     if side > 0:
         for name, check in (getattr(p, "checks", None) or {}).items():
             if check is d:
                 return f"d is p.checks[{name!r}], a rule every document of p keeps"
     if not getattr(p, "exact", False):
         return None
-    try:
-        x, lp = support(p, budget)
-    except TooLargeError:
+    cache = {} if cache is None else cache
+    if "support" not in cache:
+        try:
+            cache["support"] = support(p, budget)[0]
+        except TooLargeError:
+            cache["support"] = None
+    x = cache["support"]
+    if x is None:
         return None
     for s in blocks:
         dd = _judge(d, x[:, : s + k], s, k)

@@ -24,6 +24,7 @@ from nextk.gain import log_z
 from nextk.lm import State, check_tokens, gather_log_prob, make_generator, sample_by_steps, states_along
 
 LOW_ACCEPTANCE = 0.02  # below this guaranteed acceptance exp(−|η|), "auto" samples from the trie (when it fits)
+MAX_ROUNDS = 100_000  # rejection rounds per block before a sampler refuses (never a hang)
 
 
 class Boosted:
@@ -245,8 +246,15 @@ class Boosted:
         while t < self.length:
             if t in self.block_starts:
                 window = torch.zeros(num, self.k, dtype=torch.long)
-                pending = torch.arange(num)
+                pending, rounds = torch.arange(num), 0
                 while len(pending):
+                    rounds += 1
+                    if rounds > MAX_ROUNDS:  # refused by name rather than a hang (e.g. q has no mass on d's side)
+                        raise InputError(
+                            f"rejection sampling of block {t}: {len(pending)} documents had no window accepted in "
+                            f"{MAX_ROUNDS:,} proposals each (acceptance ≥ e^(−|η|) = {math.exp(-abs(self.eta)):.2e}, "
+                            "or 0 where q gives d's side no mass at η = ±∞); lower |η| or use method='trie'"
+                        )
                     w = sample_windows(self.q, state[pending], self.k, g)
                     dd = self.judge(torch.cat([out[pending, :t], w], dim=1), t, self.k).double()
                     ok = torch.rand(len(pending), generator=g, dtype=torch.float64) < self._log_accept(dd).exp()

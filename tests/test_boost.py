@@ -349,3 +349,13 @@ def test_the_report_says_whether_the_exact_drop_lies_in_the_held_out_interval():
 
     assert any("lies inside the held-out interval" in s for s in sentences(res(0.2)))
     assert any("lies OUTSIDE the held-out interval" in s for s in sentences(res(0.1)))
+
+
+def test_rejection_refuses_instead_of_hanging_when_q_has_no_mass_on_d(monkeypatch):
+    import nextk.tilted
+
+    monkeypatch.setattr(nextk.tilted, "MAX_ROUNDS", 50)
+    q = iid([1.0, 0.0], 6)  # never a 1
+    b = boost(q, lambda x, start, k: x[:, start : start + k].sum(1) == k, 2, offset=0, eta=math.inf, length=6)
+    with pytest.raises(InputError, match="no window accepted in 50 proposals"):
+        b.sample(4, generator=0, method="rejection")

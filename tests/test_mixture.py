@@ -1,5 +1,7 @@
 """Mixture(sources, weights): exact conditionals against Σ_c w_c p̄_c(x) summed by hand over Σ^n."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -73,6 +75,7 @@ def test_mismatches_are_refused_by_name_and_params_are_recorded():
     params = MIX.params
     assert params["weights"] == [0.8, 0.2] and params["sources"][0] == {"source": "Parity", "params": PARITY.params}
     assert "Mixture(sources=[Parity(block=3, length=6)" in repr(MIX)
+    assert json.loads(json.dumps(params)) == params  # results.json can hold it
 
 
 def test_kl_to_a_component_is_exact():

@@ -27,6 +27,8 @@ _API = {
     "boost": "nextk.boost",
     "distill": "nextk.boost",
     "Boosted": "nextk.boost",
+    "check_sampler": "nextk.sampler_check",
+    "SamplerCheck": "nextk.sampler_check",
     "search": "nextk.search",
     "SearchResult": "nextk.search",
     "fixed_point": "nextk.quantize",

@@ -12,7 +12,7 @@ import itertools
 import torch
 from torch import Tensor
 
-from nextk.errors import MAX_ENUMERATION, NotExactError, check_docs, check_enumeration
+from nextk.errors import MAX_ENUMERATION, InputError, NotExactError, check_docs, check_enumeration
 from nextk.lm import LanguageModel, make_generator
 from nextk.stats import Estimate, exact, mean_estimate
 
@@ -56,6 +56,16 @@ def require_exact(p) -> None:
         raise NotExactError(f"{p!r} has no exact probabilities; KL against it cannot be computed")
 
 
+def check_pair(p, q, what: str = "kl") -> None:
+    """Refuse, by name, two models that do not describe the same documents: a different vocabulary, or a
+    q defined for another document length (a network with length None scores any length)."""
+    if p.vocab_size != q.vocab_size:
+        raise InputError(f"{what}: vocabulary mismatch, p has {p.vocab_size} tokens but q has {q.vocab_size}")
+    q_len = getattr(q, "length", None)
+    if q_len is not None and p.length is not None and q_len != p.length:
+        raise InputError(f"{what}: length mismatch, p's documents have {p.length} tokens but q is defined for {q_len}")
+
+
 def kl(
     p, q: LanguageModel, *, num_docs: int = 1000, seed: int | torch.Generator = 0, estimator: str = "sample"
 ) -> Estimate:
@@ -65,6 +75,7 @@ def kl(
     estimator="exact": Σ_x p̄(x) (log p̄(x) − log q̄(x)) over all V^n strings.
     """
     require_exact(p)
+    check_pair(p, q, "kl")
     if estimator == "exact":
         x, lp = support(p)
         lq = batched_log_prob(q, x)
@@ -97,6 +108,7 @@ def excess_loss(p, q: LanguageModel, **kwargs) -> Estimate:
 
 def loss(p, q: LanguageModel, *, num_docs: int = 1000, seed: int | torch.Generator = 0) -> Estimate:
     """Per-token next-token loss L(q) = E_p[−log q̄(x)]/n on fresh samples of p (nats/token)."""
+    check_pair(p, q, "loss")
     check_docs(num_docs)
     x = p.sample(num_docs, generator=make_generator(seed))
     return mean_estimate(-batched_log_prob(q, x) / x.shape[1], "monte carlo over p samples")

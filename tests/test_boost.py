@@ -255,3 +255,107 @@ def test_eta_without_a_root_is_the_unbounded_limit_and_says_why():
     assert (c.eta, c.kind, c.gain, c.derivative) == (math.inf, "limit +inf", math.inf, 1.0)
     note = eta_note(c)
     assert "no mass to d = 1" in note and "accepts every" not in note
+
+
+# ---- issue 19 item 2 and issue 20: finite steps unless proven, mismatches refused --------------------------
+
+
+def iid(probs, length):
+    return HMM([1.0], [[1.0]], [probs], length=length)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_rare_violation_gives_a_finite_step_and_an_honest_interval(seed):
+    """p = 0.999·Parity + 0.001·uniform: about one document in 1,300 breaks parity, so a fitting sample
+    usually shows none. The step is finite (the limit's exact KL would be ∞), and the exact KL drop of the
+    returned model (support enumeration) lies inside the reported held-out interval of Δ."""
+    from nextk.sources import Mixture, Parity
+
+    par = Parity(4, 8)
+    p = Mixture([par, iid([0.5, 0.5], 8)], [0.999, 0.001])
+    q = GRU(2, 4, seed=0)
+    b = boost(q, par.checks["parity"], 4, p=p, seed=seed)
+    assert math.isfinite(b.eta) and b.search_["eta_proof"] is None
+    after = kl(p, b, estimator="exact").value
+    drop = kl(p, q, estimator="exact").value - after
+    gain = b.search_["gain"]
+    assert math.isfinite(after) and gain["low"] <= drop <= gain["high"], (drop, gain)
+    if b.search_["eta_kind"] == "guarded +":
+        assert "not proven" in b.search_["eta_note"] and "Clopper–Pearson" in b.search_["eta_note"]
+
+
+def test_the_limit_needs_a_proof():
+    """support_proof: by declaration (d is one of p's checks, at any support size) or by enumeration; a
+    copy of the check on a support over the budget proves nothing, and the choice is then finite."""
+    from nextk.boost import support_proof
+
+    p = Dyck(1, 3, 8)
+    check = p.checks["valid"]
+    copy_ = copy.deepcopy(check)
+    assert "p.checks['valid']" in support_proof(p, check, 4, [0, 4], +1, budget=1)
+    assert "exact enumeration" in support_proof(p, copy_, 4, [0, 4], +1)
+    assert support_proof(p, copy_, 4, [0, 4], +1, budget=1) is None
+    assert support_proof(p, copy_, 4, [0, 4], -1) is None
+    D = torch.ones(300, 5, dtype=torch.float64)
+    beta = torch.full((300, 5), 0.5, dtype=torch.float64)
+    guarded = choose_eta(D, beta, [0, 4])
+    eps = 1 - 0.05 ** (1 / 300)  # Clopper–Pearson at 0 of 300, by hand
+    # by hand: maximise 2 [η − log((1 + e^η)/2)] − 2 ε η: e^η / (1 + e^η) = 1 − ε, η = log((1 − ε)/ε)
+    assert guarded.kind == "guarded +" and guarded.eta == pytest.approx(math.log((1 - eps) / eps), rel=1e-9)
+    assert choose_eta(D, beta, [0, 4], proof="given").eta == math.inf
+
+
+def test_mismatched_vocabularies_and_lengths_are_refused():
+    with pytest.raises(InputError, match="vocabulary mismatch.*2 tokens.*5"):
+        kl(Dyck(length=8), GRU(5, hidden=4))
+    with pytest.raises(InputError, match="vocabulary mismatch"):
+        boost(GRU(5, 4), Dyck(length=8).checks["valid"], 2, p=Dyck(length=8))
+    with pytest.raises(InputError, match="length mismatch"):
+        kl(Dyck(length=8), Dyck(length=6))
+    from nextk.measure import loss
+
+    with pytest.raises(InputError, match="loss: vocabulary mismatch"):
+        loss(Dyck(length=8), GRU(3, 4))
+
+
+def test_a_distinguisher_written_for_an_int_start_gets_the_contract_in_one_line():
+    def first_pair(x, start, k):  # breaks when start is one LongTensor per row (as inside the trie)
+        return x[:, start : start + k].sum(1) == 2
+
+    b = boost(Q, first_pair, 2, offset=0, eta=1.0, length=6)
+    with pytest.raises(InputError, match="gets `start` as an int or a LongTensor with one start per row") as err:
+        b.log_probs(ALL[:3])
+    assert "\n" not in str(err.value) and "first_pair" in str(err.value)
+
+
+def test_auto_sampling_is_exact_rejection_when_the_trie_does_not_fit():
+    big = HMM.random(2, 16, 12, seed=0)
+    b = boost(big, RandomD(0), 6, offset=0, eta=5.0, length=12)  # e^−5 < LOW_ACCEPTANCE, 16^6 windows
+    assert b.sample(3, generator=0).shape == (3, 12) and b.acceptance_ is not None
+
+
+def test_the_report_says_whether_the_exact_drop_lies_in_the_held_out_interval():
+    from nextk.runs.boost import sentences
+    from nextk.stats import exact
+
+    def res(drop_after):
+        return {
+            "eta_note": "η",
+            "kl_method": "exact",
+            "kl_before": exact(0.5, "exact").to_dict(),
+            "kl_after": exact(drop_after, "exact").to_dict(),
+            "search": {"gain": {"value": 0.3, "stderr": 0.01, "low": 0.28, "high": 0.32, "n": 9, "method": "m"}},
+        }
+
+    assert any("lies inside the held-out interval" in s for s in sentences(res(0.2)))
+    assert any("lies OUTSIDE the held-out interval" in s for s in sentences(res(0.1)))
+
+
+def test_rejection_refuses_instead_of_hanging_when_q_has_no_mass_on_d(monkeypatch):
+    import nextk.tilted
+
+    monkeypatch.setattr(nextk.tilted, "MAX_ROUNDS", 50)
+    q = iid([1.0, 0.0], 6)  # never a 1
+    b = boost(q, lambda x, start, k: x[:, start : start + k].sum(1) == k, 2, offset=0, eta=math.inf, length=6)
+    with pytest.raises(InputError, match="no window accepted in 50 proposals"):
+        b.sample(4, generator=0, method="rejection")

@@ -27,7 +27,7 @@ from nextk.lm import LanguageModel, State, log_probs_by_steps
 from nextk.measure import all_strings
 from nextk.models import GRU, LSTM, NGram, PaperRNN, Transformer
 from nextk.quantize import quantize
-from nextk.sources import HMM, Addition, Dyck, Factorization, Parity, Primes, RandomNumber
+from nextk.sources import HMM, Addition, Dyck, Factorization, Mixture, Parity, Primes, RandomNumber
 from tests import hf_tools, references
 from tests.test_advantage import RandomD
 
@@ -48,6 +48,17 @@ def hmm_reference(src) -> dict:
     return references.hmm_probs(src.start_p.tolist(), src.trans.tolist(), src.emit.tolist(), src.length)
 
 
+def mixture_reference() -> dict:
+    """0.7·Parity(3, 7) + 0.3·HMM.random(2, 2, 7, seed=3), each component's p̄ from its own reference."""
+    hmm = HMM.random(2, 2, 7, seed=3)
+    parts = [(0.7, references.parity_probs(3, 7)), (0.3, hmm_reference(hmm))]
+    out: dict = {}
+    for w, probs in parts:
+        for x, p in probs.items():
+            out[x] = out.get(x, 0.0) + w * p
+    return out
+
+
 # p̄ of every source case written from its definition in tests/references.py (plain Python, sympy for primes)
 REFERENCES = {
     "hmm": hmm_reference,
@@ -58,6 +69,7 @@ REFERENCES = {
     "primes": lambda src: references.primes_probs(2),
     "random_number": lambda src: references.random_number_probs(3),
     "parity": lambda src: references.parity_probs(3, 7),
+    "mixture": lambda src: mixture_reference(),
     "hidden_stream": lambda src: references.hidden_stream_probs(1),
     "seed_prefix": lambda src: references.seed_prefix_probs(1, 6),
 }
@@ -79,6 +91,7 @@ SUITE = {
     "primes": source(lambda: Primes(digits=2)),
     "random_number": source(lambda: RandomNumber(digits=3)),
     "parity": source(lambda: Parity(block=3, length=7)),
+    "mixture": source(lambda: Mixture([Parity(block=3, length=7), HMM.random(2, 2, 7, seed=3)], [0.7, 0.3])),
     "hidden_stream": source(lambda: HiddenStream(1)),
     "seed_prefix": source(lambda: SeedPrefix(1, 6)),
     "gru": net(lambda: GRU(3, 8, layers=2, seed=1)),
@@ -233,7 +246,7 @@ def shipped_distinguishers(src) -> dict:
     found = {f"check:{name}": check for name, check in src.checks.items()}
     found.update(
         support=SupportCheck(src),
-        negation=Negation(next(iter(src.checks.values()))),
+        negation=Negation(SupportCheck(src)),  # every source has a support check; not all have checkers
         optimal=OptimalDistinguisher(src, bigram, 2),
         learned=LearnedDistinguisher(src.vocab_size, hidden=4, steps=3, seed=0).fit(src, bigram, 2, num_docs=16),
         ngram_repeat=NgramRepeat(1),

@@ -4,8 +4,9 @@ optionally distill the boosted model back into a network of q's size, initialise
 KL(p̄‖q̄) before boosting, after boosting and after distilling are exact (enumeration of p's support)
 where the support has at most `exact_support` strings; otherwise Monte Carlo over p documents, clamped at
 0 with a note when the sampled mean or an interval end falls below (a KL is never negative). The step η
-is the maximiser of the fitted gain or, when d accepts every true window, the rejection limit η = +∞
-(reported as such, with Δ∞), never a bound of a search."""
+is the maximiser of the fitted gain; the rejection limit η = +∞ (reported as such, with Δ∞) only when d
+accepting every true window is proven (d is one of the source's checks, or its support was enumerated);
+otherwise a finite step under the violation rate the sample allows. The report says which case applies."""
 
 from __future__ import annotations
 
@@ -123,6 +124,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         "eta": b.eta if math.isfinite(b.eta) else None,
         "eta_kind": b.search_["eta_kind"],
         "eta_note": b.search_["eta_note"],
+        "eta_proof": b.search_["eta_proof"],
         "search": b.search_,
         "kl_method": "exact" if meter.exact else "sampled",
         "kl_before": kl_q.to_dict(),
@@ -184,6 +186,12 @@ def sentences(res: dict) -> list[str]:
             f"{drop:.5f} nats{'' if res['kl_method'] == 'exact' else ' (difference of the two estimates)'}, "
             f"against {g}"
         )
+        if res["kl_method"] == "exact" and gain.get("low") is not None:
+            inside = gain["low"] <= drop <= gain["high"]
+            out.append(
+                f"the exact drop {drop:.5f} lies {'inside' if inside else 'OUTSIDE'} the held-out interval of Δ "
+                f"[{gain['low']:.5f}, {gain['high']:.5f}]"
+            )
     for label, key in (("before", "kl_before"), ("after boosting", "kl_after"), ("after distilling", "kl_distilled")):
         if "clamped at 0" in (res.get(key) or {}).get("method", ""):
             out.append(f"KL {label}: the Monte Carlo estimate or its interval fell below 0 and was clamped at 0")

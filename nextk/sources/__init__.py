@@ -5,6 +5,7 @@ from nextk.sources.dyck import Dyck
 from nextk.sources.factorization import Factorization
 from nextk.sources.finite import FiniteSupport
 from nextk.sources.hmm import HMM
+from nextk.sources.mixture import Mixture
 from nextk.sources.numbers import Addition, Primes, RandomNumber
 from nextk.sources.parity import Parity
 from nextk.sources.text import Text
@@ -41,6 +42,7 @@ __all__ = [
     "Text",
     "Parity",
     "FiniteSupport",
+    "Mixture",
     "Corpus",
     "SOURCES",
 ]

@@ -7,13 +7,15 @@ ticks where the axis counts something.
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # the one place: files, never a window
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from nextk.stats import fmt  # noqa: E402
@@ -42,6 +44,54 @@ def bound_band(ax, xs, estimates: list[dict], label: str):
 def integer_ticks(*axes) -> None:
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def wrapped(text: str, width: int) -> str:
+    """A title broken into lines of at most `width` characters, so a long source name stays inside the figure."""
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def nice_floor(x: float) -> float:
+    """The largest of 1, 2, 5 × 10^j at or below x > 0."""
+    e = math.floor(math.log10(x))
+    return max(m * 10.0**e for m in (1, 2, 5) if m * 10.0**e <= x * (1 + 1e-12))
+
+
+def nice_ceil(x: float) -> float:
+    """The smallest of 1, 2, 5, 10 × 10^j at or above x > 0."""
+    e = math.floor(math.log10(x))
+    return min(m * 10.0**e for m in (1, 2, 5, 10) if m * 10.0**e >= x * (1 - 1e-12))
+
+
+def log_y(ax, estimates: list[dict]) -> None:
+    """A logarithmic y axis that labels at least two ticks: ticks at 1, 2, 5 × 10^j, the limits widened to
+    the grid values around the data. Intervals reaching 0 or below need a linear part: symlog, linear
+    below the smallest positive value's decade."""
+    lows = [e["low"] for e in estimates if e.get("low") is not None]
+    highs = [e["high"] for e in estimates if e.get("high") is not None]
+    values = [e["value"] for e in estimates if e.get("value") is not None]
+    if not values:
+        return
+    top = nice_ceil(max(highs + values)) if max(highs + values) > 0 else 1.0
+    label = FuncFormatter(lambda y, _: f"{y:g}")
+    if lows and min(lows) > 0:
+        ax.set_yscale("log")
+        ax.set_ylim(nice_floor(min(lows)), top)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    else:
+        positive = [v for v in values + highs if v > 0]
+        linthresh = 10.0 ** math.floor(math.log10(min(positive))) if positive else 1e-3
+        ax.set_yscale("symlog", linthresh=linthresh)
+        ax.set_ylim(min(lows + values + [0.0]) * 1.1, max(top, 10 * linthresh))
+    ax.yaxis.set_major_formatter(label)
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def nothing_to_show(ax, what: str) -> None:
+    """A panel with no data says so in words instead of standing empty."""
+    ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def save(fig, path: Path) -> Path:
@@ -120,18 +170,37 @@ def plot_advantage(models: list[dict], path: Path, source: str) -> Path:
 
 
 def plot_training(models: list[dict], path: Path, source: str) -> Path:
-    """Held-out exact excess loss against the optimiser step, with intervals, per model."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    """Held-out exact excess loss (held-out loss where the source has no exact law) against the optimiser
+    step, with intervals, per model; the step whose weights were kept is marked. A run that ended before
+    its first evaluation says so in the panel."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    key = "excess_loss"
+    if not any(key in r for m in models for r in m["train"]["history"]):
+        key = "eval_loss"
+    shown = []
     for m in models:
-        h = [r for r in m["train"]["history"] if "excess_loss" in r]
+        h = [r for r in m["train"]["history"] if key in r]
         if not h:
             continue
-        steps = [r["step"] for r in h]
-        errorbar(ax, steps, [r["excess_loss"] for r in h], marker=".", label=m["name"])
-    ax.set_yscale("symlog", linthresh=1e-3)
+        line = errorbar(ax, [r["step"] for r in h], [r[key] for r in h], marker=".", label=m["name"])
+        shown += [r[key] for r in h]
+        kept = next((r for r in h if r["step"] == m["train"].get("best_step")), None)
+        if kept is not None:
+            ax.plot(
+                [kept["step"]], [kept[key]["value"]], marker="*", ms=14, ls="none", mfc="none",
+                color=line[0].get_color(), label=f"{m['name']}: kept step {kept['step']}",
+            )  # fmt: skip
+    what = "excess loss KL/n" if key == "excess_loss" else "loss"
+    ax.set_title(wrapped(f"training on {source}: {what} on held-out documents", 70), fontsize=9)
+    if not shown:
+        steps = max((m["train"].get("steps", 0) for m in models), default=0)
+        nothing_to_show(
+            ax, f"no evaluation point: the run stopped at step {steps}, before its first held-out evaluation"
+        )
+        return save(fig, path)
+    log_y(ax, shown)
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("excess loss KL/n (nats/token)")
-    ax.set_title(f"training on {source}: exact excess loss on held-out documents", fontsize=9)
+    ax.set_ylabel(f"{what} (nats/token)")
     integer_ticks(ax)
-    ax.legend()
+    ax.legend(fontsize=8)
     return save(fig, path)

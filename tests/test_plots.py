@@ -2,7 +2,9 @@
 figure, at least two labelled ticks on a log axis, the kept step marked, no empty panel, a legend on every
 panel with data, one y-axis per panel; tables readable at 80 columns; data text never eaten as markup."""
 
+import dataclasses
 import io
+import json
 import math
 
 import matplotlib
@@ -159,3 +161,212 @@ def test_training_plot_before_the_first_evaluation_says_so(tmp_path, figures):
     check_figure(fig)
     (ax,) = fig.axes
     assert not ax.lines and "no evaluation point" in " ".join(t.get_text() for t in ax.texts)
+
+
+# ------------------------------------------------------------------------------------------------ search
+
+
+def search_run(measured: bool) -> dict:
+    js = ["1", "2", "3"]
+    windows = {"tv": est(0.2), "learned": est(0.1), "theorem3": est(0.4)}
+    return {
+        "tried": [1, 2, 3],
+        "losses": {j: est(0.7 - 0.01 * int(j), 0.002) for j in js},
+        "excess": {j: est(0.05 - 0.01 * int(j), 0.002) for j in js},
+        "configs": {j: {"hidden": 2 * int(j)} for j in js},
+        "parameters": {j: 10 * int(j) for j in js},
+        "delta": 0.0011,
+        "j0": 1,
+        "stop_index": 2,
+        "max_start": 3,
+        "theoretical_max_start": 9,
+        "eps": 0.1,
+        "k": 2,
+        "decreases": {"1": 0.01, "2": 0.0005},
+        "decrease_estimates": {"1": est(0.01, 0.002), "2": est(0.0005, 0.001)},
+        "test": "point",
+        "departs": "",
+        "measurement": {j: {"windows": [windows]} for j in js} if measured else {},
+    }
+
+
+@pytest.mark.parametrize("measured", [True, False])
+def test_search_plot_has_no_blank_panel(tmp_path, figures, measured):
+    from nextk.runs.search import draw
+
+    draw({"source": SOURCE, "runs": [search_run(measured)]}, tmp_path)
+    (fig,) = figures
+    check_figure(fig)
+    assert len(fig.axes) == (3 if measured else 2)
+
+
+# ------------------------------------------------------------------------------------------------ boost
+
+
+def boost_results(pass_rates: bool = True) -> dict:
+    offsets = [
+        {
+            "offset": r,
+            "alpha": {"value": 0.1},
+            "lemma1_guarantee": 0.001 * (r + 1),
+            "gain": est(0.1 + 0.01 * r, 0.02),
+            "eta": 0.5,
+            "eta_choice": {"kind": "fitted"},
+            "gain_at_half_alpha": {"value": 0.05},
+        }
+        for r in range(4)
+    ]
+    res = {
+        "distinguisher": "check:balanced",
+        "k": 4,
+        "model": "gru-2",
+        "source": SOURCE,
+        "search": {"offsets": offsets, "gain": est(0.11)},
+        "kl_method": "exact",
+        "kl_before": est(0.5, 0.0),
+        "kl_after": est(0.39, 0.0),
+        "kl_distilled": est(0.42, 0.0),
+    }
+    if pass_rates:
+        res |= {"checker": "balanced", "pass_before": est(0.4, 0.05), "pass_after": est(0.9, 0.03)}
+    return res
+
+
+@pytest.mark.parametrize("pass_rates", [True, False])
+def test_boost_plot_keeps_lemma1_apart_and_one_axis_per_panel(tmp_path, figures, pass_rates):
+    from nextk.runs.boost import draw
+
+    draw(boost_results(pass_rates), tmp_path)
+    (fig,) = figures
+    check_figure(fig)
+    lemma = [ax for ax in fig.axes if any("Lemma 1" in ln.get_label() for ln in ax.lines)]
+    gain = [ax for ax in fig.axes if any(c.get_label().startswith("Δ at chosen") for c in ax.containers)]
+    assert len(lemma) == 1 and len(gain) == 1 and lemma != gain  # the ~0.001 marks on their own axis
+    lo, hi = lemma[0].get_ylim()
+    assert hi < 0.1  # not squeezed against Δ ≈ 0.1
+    for ax in fig.axes:
+        assert ax.get_legend() is not None, ax.get_title()
+    assert len(fig.axes) == (4 if pass_rates else 3)
+
+
+# ------------------------------------------------------------------------------------------------ construct
+
+
+def construct_results() -> dict:
+    def row(t: int) -> dict:
+        same = {"size": 40 * 18**t, "hidden": 6 * t + 3, "tau": 3 * 18**t}
+        more = {"size": 50 * 20**t, "hidden": 8 * t + 3, "tau": 3 * 18**t}
+        return {
+            "round": t,
+            "distinguisher": f"1[window = 0{t}]",
+            "offset": 1,
+            "eta": 0.5,
+            "efficient": {"measured": same, "formula": same, "bit_size": 20, "graph_bit_size": 20},
+            "two_copy": {"measured": more, "formula": dict(more, size=more["size"] + 1), "bit_size": 20},
+        }
+
+    return {
+        "q": "HMM.random(3, 2, 8, seed=0, stay=0.5)",
+        "source": SOURCE,
+        "k": 2,
+        "base": {"size": 40, "hidden": 3, "tau": 3},
+        "rounds": [row(t) for t in (1, 2, 3)],
+    }
+
+
+def test_construct_plot_tells_the_series_apart(tmp_path, figures):
+    from nextk.runs.construct import draw
+
+    draw(construct_results(), tmp_path)
+    (fig,) = figures
+    check_figure(fig)
+    for ax in fig.axes:
+        lines = [ln for ln in ax.lines if not ln.get_label().startswith("_")]
+        assert len(lines) == 4
+        looks = {(ln.get_color(), ln.get_linestyle(), ln.get_marker(), ln.get_markerfacecolor()) for ln in lines}
+        assert len(looks) == 4, looks  # four series, four looks (the two formula lines differ)
+        # series with equal values (round 0, and τ of both constructions) are drawn side by side
+        points = [(x, y) for ln in lines for x, y in zip(ln.get_xdata(), ln.get_ydata())]
+        eff = {x for ln in lines if ln.get_label().startswith("efficient") for x in ln.get_xdata()}
+        two = {x for ln in lines if ln.get_label().startswith("two-copy") for x in ln.get_xdata()}
+        assert not eff & two and len(points) == 16
+
+
+def test_plot_on_a_sweep_folder_says_why_it_draws_nothing(tmp_path):
+    from cli_tools import cli
+
+    (tmp_path / "config.json").write_text(json.dumps({"run": "sweep"}))
+    (tmp_path / "results.json").write_text(json.dumps({"name": "s", "cells": 2}))
+    r = cli(f"plot {tmp_path}")
+    assert r.exit_code == 2 and "no figure" in r.output and "cells/" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not list(tmp_path.glob("*.png"))
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def interval_text(e: dict, digits: int, signed: bool = False) -> str:
+    """The interval as a reader should find it on one line, written out here from the numbers."""
+    s = "+" if signed else ""
+    return f"{e['value']:{s}.{digits}f} [{e['low']:{s}.{digits}f}, {e['high']:{s}.{digits}f}]"
+
+
+def rendered(items, width: int = 80) -> list[str]:
+    console = Console(file=io.StringIO(), width=width, record=True)
+    for item in items:
+        console.print(item)
+    return console.export_text().splitlines()
+
+
+def test_demo_tables_keep_every_interval_on_one_line_at_80_columns():
+    from nextk.runs.demo import show
+
+    res = demo_results()
+    lines = rendered(show(res))
+    assert max(len(x) for x in lines) <= 80
+    wanted = []
+    for m in res["models"]:
+        wanted.append(interval_text(m["excess_loss"], 5))
+        for w in m["windows"]:
+            wanted += [interval_text(e, 4, signed=True) for e in [*w["checkers"].values(), w["learned"]]]
+            wanted += [interval_text(w["tv"], 4), interval_text(w["theorem3"], 4)]
+            wanted.append(interval_text(w["learned_share_of_tv"], 2))
+    table_lines = [x for x in lines if x.startswith("│")]
+    for text in wanted:
+        assert any(text in x for x in table_lines), text
+    # every row of a table holds whole intervals: an opening bracket is closed on its own line
+    for x in table_lines:
+        assert x.count("[") == x.count("]"), x
+    # the names of the checkers, with their brackets, reach the reader unchanged
+    assert any("checker 'depth ≤ 6'" in x for x in table_lines)
+
+
+# ------------------------------------------------------------------------------------------------ markup
+
+
+def test_data_text_is_not_eaten_as_markup(tmp_path):
+    """The construct run's round line names the window "[window = 00]": printed through rich it keeps the
+    text, and a sweep cell's log.txt holds it plainly, with no "[bold]" markup left."""
+    from nextk.runs.construct import Config
+    from nextk.runs.construct import run as run_construct
+    from nextk.runs.sweep import LOG, run_cell
+
+    cfg = Config(source_params={"block": 2, "length": 5}, rounds=2, execute_rounds=1, frac_bits=[12], num_docs=64)
+    out = io.StringIO()
+    run_construct(cfg, tmp_path / "console", log=Console(file=out, width=300).print)
+    (line,) = [x for x in out.getvalue().splitlines() if x.startswith("round 2")]
+    assert "1[window = " in line, line
+    run_cell("construct", dataclasses.asdict(cfg), tmp_path / "cell")
+    text = (tmp_path / "cell" / LOG).read_text()
+    assert "1[window = " in text and "[bold]" not in text and "[/bold]" not in text, text
+    assert f"→ {tmp_path / 'cell'}" in text
+
+
+def test_plain_renders_markup_away_and_keeps_escaped_brackets():
+    from rich.markup import escape
+
+    from nextk.console import plain
+
+    assert plain("nextk demo → [bold]runs/a[/bold]") == "nextk demo → runs/a"
+    assert plain(escape("1[window = 00]")) == "1[window = 00]"
+    assert plain("[/oops] not markup") == "[/oops] not markup"  # invalid markup: kept as written

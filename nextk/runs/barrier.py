@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
+
 from nextk.barrier.conclusions import (
     cohens_w_interval,
     conclusions,
@@ -273,7 +275,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         ("uniformity", lambda: randomized_task(cfg, log)),
     ]
     for name, stage in stages:
-        log(f"[{name}]")
+        log(escape(f"[{name}]"))
         res[name] = stage()
         res.setdefault("seconds", {})[name] = time.perf_counter() - t0
         write_json(out / RESULTS, res)

@@ -174,7 +174,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
             graphs[c] = b.graph
         row["seconds"] = time.time() - t0
         log(
-            f"round {t}: {dname}, r={chosen.offset}, η={eta:.3f}, KL {kl_prev:.4f} → {kl_t:.4f}; sizes "
+            f"round {t}: {escape(dname)}, r={chosen.offset}, η={eta:.3f}, KL {kl_prev:.4f} → {kl_t:.4f}; sizes "
             f"{row['efficient']['measured']['size']} vs two-copy {row['two_copy']['measured']['size']}"
         )
         res["rounds"].append(row)
@@ -264,22 +264,32 @@ def table(res: dict) -> Table:
 
 
 def draw(res: dict, out: Path) -> list[Path]:
-    from nextk.runs.plots import BOUND, integer_ticks, plt, save
+    from nextk.runs.plots import BOUND, integer_ticks, log_y, plt, save, wrapped
 
     rounds = [0] + [r["round"] for r in res["rounds"]]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
+    # one colour per construction; measured: filled markers, formula: hollow markers on a dashed or dotted
+    # line; the two constructions drawn a little left and right of each round so equal values stay visible
+    styles = {"efficient": ("C0", "o", "--", -0.08), "two_copy": ("C1", "s", ":", 0.08)}
     for ax, key, label in zip(axes, ("size", "hidden", "tau"), ("size s (nodes)", "hidden set h", "RNN-time T")):
-        for c, marker in (("efficient", "o"), ("two_copy", "s")):
+        drawn = []
+        for c, (colour, marker, ls, dx) in styles.items():
+            xs = [t + dx for t in rounds]
             meas = [res["base"][key]] + [r[c]["measured"][key] for r in res["rounds"]]
             form = [res["base"][key]] + [r[c]["formula"][key] for r in res["rounds"]]
-            ax.plot(rounds, meas, marker, label=f"{c.replace('_', '-')} (measured)")
-            ax.plot(rounds, form, **BOUND, lw=0.8, label=f"{c.replace('_', '-')} (formula §9.6)")
-        ax.set_yscale("log")
+            name, drawn = c.replace("_", "-"), drawn + meas + form
+            ax.plot(xs, meas, marker, color=colour, ms=7, ls="none", label=f"{name}, measured")
+            ax.plot(
+                xs, form, ls=ls, marker=marker, mfc="none", ms=11, color=colour, lw=1, label=f"{name}, formula §9.6"
+            )
+        log_y(ax, [{"value": v, "low": v, "high": v} for v in drawn])
         ax.set_xlabel("boosting round t")
         ax.set_ylabel(label)
-        integer_ticks(ax)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"Lemma 3 vs §2.1's two copies: q = {res['q']}, p = {res['source']}, k = {res['k']}", fontsize=9)
+        ax.set_title(f"{label}: measured vs formula", fontsize=9)
+        ax.set_xticks(rounds)
+        ax.legend(fontsize=7)
+    title = f"Lemma 3 vs §2.1's two copies: q = {res['q']}, p = {res['source']}, k = {res['k']}"
+    fig.suptitle(wrapped(title, 150), fontsize=9)
     paths = [save(fig, out / "sizes.png")]
     fp = res.get("fixed_point")
     if fp:

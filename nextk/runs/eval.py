@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from rich.markup import escape
 
 from nextk.checkpoint import load_model
 from nextk.console import progress_bar, quiet
@@ -110,7 +111,7 @@ def run_source(cfg: Config, *, log=quiet) -> dict:
             )
             if not cfg.allow_other_source:
                 raise InputError(msg + "; pass --allow-other-source to evaluate it there anyway")
-            log(f"[yellow]warning:[/yellow] {msg}")
+            log(f"[yellow]warning:[/yellow] {escape(msg)}")
     panel = pick(cfg, "num_docs", "seed", "learned", "learned_steps", "learned_docs")
     res = measure_model(source, model, cfg.ks, log=log, **panel)
     return {
@@ -187,7 +188,7 @@ def run_text(cfg: Config, *, log=quiet, progress: bool = False) -> dict:
         )
     docs = measure.documents(min(cfg.num_docs, measure.num_documents), seed=cfg.seed + 1)
     fit_docs = fit.documents(min(4096, fit.num_documents), seed=cfg.seed + 2)
-    log(f"{model!r}\n{corpus!r}: measuring on {len(docs)} documents, fitting on the fit part")
+    log(escape(f"{model!r}\n{corpus!r}") + f": measuring on {len(docs)} documents, fitting on the fit part")
     batch = max(1, 2**14 // cfg.length)
     loss = per_token_loss(model, docs, batch=batch, progress=progress)
     log(f"  per-token loss {fmt(loss)} nats (n={loss.n})")

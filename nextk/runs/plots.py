@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # the one place: files, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
+from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from nextk.stats import fmt  # noqa: E402
@@ -76,8 +77,10 @@ def log_y(ax, estimates: list[dict]) -> None:
     label = FuncFormatter(lambda y, _: f"{y:g}")
     if lows and min(lows) > 0:
         ax.set_yscale("log")
-        ax.set_ylim(nice_floor(min(lows)), top)
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        bottom = nice_floor(min(lows))
+        ax.set_ylim(bottom, top)
+        wide = math.log10(top / bottom) > 3  # over three decades the decades alone are labels enough
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
     else:
         positive = [v for v in values + highs if v > 0]
         linthresh = 10.0 ** math.floor(math.log10(min(positive))) if positive else 1e-3
@@ -102,44 +105,32 @@ def save(fig, path: Path) -> Path:
 
 
 def model_table(m: dict, source: str = "") -> Table:
-    """One model's panel (nextk.evaluation.measure_model): advantage per k against the bound."""
-    t = Table(
-        title=f"{m['name']} ({m['parameters']} params){' on ' + source if source else ''}: excess loss "
-        f"{fmt(m['excess_loss'], 5)} nats/token (n={m['excess_loss']['n']})"
-    )
+    """One model's panel (nextk.evaluation.measure_model), one row per quantity, grouped by k, so that it
+    reads at 80 columns with every interval on one line: the excess loss, then per k each checker's, the
+    learned distinguisher's and the TV ceiling's advantage, the learned share of TV and the Theorem 3 bound."""
+    t = Table(title=escape(f"{m['name']} ({m['parameters']} params){' on ' + source if source else ''}"))
     t.add_column("k", justify="right")
-    checkers = list(m["windows"][0]["checkers"]) if m["windows"] else []
-    for c in checkers:
-        t.add_column(f"checker '{c}'")
-    t.add_column("learned d (fitted acc.)")
-    t.add_column("TV ceiling")
-    t.add_column("learned / TV")
-    t.add_column("Theorem 3 bound")
-    t.add_column("est.")
+    t.add_column("quantity")
+    t.add_column("estimate [95% interval]", no_wrap=True)
     t.caption = (
-        "advantage [95% interval] over documents; RB = Rao–Blackwellised (exact inner expectations); learned d: "
-        "held-out advantage (fitted on other documents; its balanced accuracy on its own training pairs); "
-        "learned / TV: Fieller 95% interval"
+        "advantages over documents (RB = Rao–Blackwellised: exact inner expectations); learned d: held-out "
+        "advantage, fitted on other documents (fit acc.: its balanced accuracy on its own training pairs); "
+        "learned / TV: Fieller interval"
     )
+    t.add_row("", f"excess loss, nats/token (n={m['excess_loss']['n']})", fmt(m["excess_loss"], 5), end_section=True)
     for w in m["windows"]:
-        t.add_row(
-            str(w["k"]),
-            *[fmt(w["checkers"][c], signed=True) for c in checkers],
-            learned_cell(w),
-            fmt(w.get("tv")),
-            fmt(w.get("learned_share_of_tv"), 2),
-            fmt(w["theorem3"]),
-            SHORT.get(w["estimator"], w["estimator"]),
-        )
+        est = SHORT.get(w["estimator"], w["estimator"])
+        rows = [(f"checker '{c}' ({est})", fmt(e, signed=True)) for c, e in w["checkers"].items()]
+        if "learned" in w:
+            acc = w["learned"].get("train_accuracy")
+            rows.append(
+                ("learned d" + ("" if acc is None else f" (fit acc. {acc:.3f})"), fmt(w["learned"], signed=True))
+            )
+        rows += [("TV ceiling", fmt(w.get("tv"))), ("learned / TV", fmt(w.get("learned_share_of_tv"), 2))]
+        rows.append(("Theorem 3 bound", fmt(w["theorem3"])))
+        for i, (name, cell) in enumerate(rows):
+            t.add_row(str(w["k"]) if i == 0 else "", escape(name), cell, end_section=i == len(rows) - 1)
     return t
-
-
-def learned_cell(w: dict) -> str:
-    """The learned distinguisher's held-out advantage and, in brackets, its fitted accuracy."""
-    if "learned" not in w:
-        return "n/a"
-    acc = w["learned"].get("train_accuracy")
-    return fmt(w["learned"], signed=True) + ("" if acc is None else f" ({acc:.3f})")
 
 
 def plot_advantage(models: list[dict], path: Path, source: str) -> Path:

@@ -130,11 +130,14 @@ def draw(results: dict, out: Path) -> list[Path]:
 
 
 def plot_run(res: dict, path: Path, source: str) -> Path:
-
-    from nextk.runs.plots import BOUND, errorbar, integer_ticks, plt, save
+    """Losses per size, the paired decreases against δ and, when the run measured them, the advantages
+    against the Theorem 3 bound (without measurements that panel is left out, not left blank)."""
+    from nextk.runs.plots import BOUND, errorbar, integer_ticks, plt, save, wrapped
 
     js = res["tried"]
-    fig, (a1, a3, a2) = plt.subplots(1, 3, figsize=(15, 4))
+    meas = res["measurement"]
+    fig, axes = plt.subplots(1, 3 if meas else 2, figsize=(15 if meas else 10, 4.2))
+    a1, a3 = axes[0], axes[1]
     loss = [res["losses"][str(j)] for j in js]
     errorbar(a1, js, loss, marker="o", label="held-out loss")
     a1.axvline(res["stop_index"], color="g", ls=":", label=f"output j={res['stop_index']}")
@@ -148,8 +151,8 @@ def plot_run(res: dict, path: Path, source: str) -> Path:
     a3.axhline(0, color="gray", lw=0.5)
     a3.set_ylabel("decrease (nats/token)")
     a3.set_title("decreases against δ", fontsize=9)
-    meas = res["measurement"]
     if meas:
+        a2 = axes[2]
         for key, label in (("tv", "TV ceiling"), ("learned", "learned")):
             vals = [meas[str(j)]["windows"][0].get(key) for j in js]
             if all(v is not None for v in vals):
@@ -157,11 +160,10 @@ def plot_run(res: dict, path: Path, source: str) -> Path:
         a2.plot(js, [meas[str(j)]["windows"][0]["theorem3"]["value"] for j in js], **BOUND, label="Theorem 3 bound")
         a2.axhline(res["eps"], color="gray", ls=":", label=f"ε = {res['eps']}")
         a2.set_ylabel(f"advantage at k={res['k']}")
-    else:
-        a2.set_visible(False)  # no advantage panel was measured
-    for ax in (a1, a3, a2) if meas else (a1, a3):
+        a2.set_title("advantages of each size", fontsize=9)
+    for ax in axes:
         ax.set_xlabel("size index j")
         ax.legend(fontsize=8)
-    integer_ticks(a1, a3, a2)
-    fig.suptitle(source, fontsize=10)
+    integer_ticks(*axes)
+    fig.suptitle(wrapped(source, 140 if meas else 100), fontsize=10)
     return save(fig, path)

@@ -64,7 +64,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from nextk.console import quiet
+from nextk.console import plain, quiet
 from nextk.errors import InputError, check_option
 from nextk.runs.common import RESULTS, config_from, prepare, read_json, write_json
 from nextk.runs.table import (
@@ -293,7 +293,7 @@ def run_cell(kind: str, config: dict, folder: Path, threads: int = 1) -> dict:
     with open(folder / LOG, "a") as fh:
 
         def log(*args, **kwargs):
-            fh.write(" ".join(str(a) for a in args) + "\n")
+            fh.write(plain(" ".join(str(a) for a in args)) + "\n")  # a text file: markup rendered away
             fh.flush()
 
         log(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}")

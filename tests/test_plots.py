@@ -293,7 +293,7 @@ def test_construct_plot_tells_the_series_apart(tmp_path, figures):
 
 
 def test_plot_on_a_sweep_folder_says_why_it_draws_nothing(tmp_path):
-    from cli_tools import cli
+    from tests.cli_tools import cli
 
     (tmp_path / "config.json").write_text(json.dumps({"run": "sweep"}))
     (tmp_path / "results.json").write_text(json.dumps({"name": "s", "cells": 2}))

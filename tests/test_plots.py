@@ -292,6 +292,46 @@ def test_construct_plot_tells_the_series_apart(tmp_path, figures):
         assert not eff & two and len(points) == 16
 
 
+# ------------------------------------------------------------------------------------------------ bits, barrier
+
+
+def bits_results() -> dict:
+    def row(bit_size, excess):
+        w = {"checkers": {"balanced": est(0.01)}, "tv": est(0.05), "theorem3": est(0.3)}
+        fb = None if bit_size is None else bit_size - 4
+        return {"bit_size": bit_size, "int_bits": None if fb is None else 3, "frac_bits": fb, "loss": est(0.7),
+                "excess_loss": est(excess), "windows": [w]}  # fmt: skip
+
+    return {"model": "paper_rnn-8", "source": SOURCE, "k": 2, "rows": [row(None, 0.012)] + [
+        row(b, e) for b, e in ((5, 0.3), (6, 0.1), (8, 0.03), (12, 0.013))]}  # fmt: skip
+
+
+def test_bits_plot_log_axis_has_labels(tmp_path, figures):
+    from nextk.runs.bits import draw
+
+    draw(bits_results(), tmp_path)
+    (fig,) = figures
+    check_figure(fig)
+    assert fig.axes[0].get_yscale() == "log"
+
+
+def test_barrier_plots_keep_equal_orders_apart_and_count_digits(tmp_path, figures):
+    from nextk.runs.barrier import draw
+    from tests.test_barrier import synthetic_results
+
+    draw(synthetic_results(True), tmp_path)
+    for fig in figures:
+        check_figure(fig)
+        for ax in fig.axes:
+            lo, hi = ax.get_xlim()
+            ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+            assert all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)  # digits are whole numbers
+    learning = figures[-1]
+    for ax in learning.axes:  # the two orders never share a point, so one cannot hide the other
+        xs = [tuple(c.lines[0].get_xdata()) for c in ax.containers]
+        assert len(xs) == 2 and not set(xs[0]) & set(xs[1])
+
+
 def test_plot_on_a_sweep_folder_says_why_it_draws_nothing(tmp_path):
     from tests.cli_tools import cli
 

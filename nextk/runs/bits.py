@@ -73,7 +73,7 @@ def table(results: dict) -> Table:
 
 def draw(results: dict, out: Path) -> list[Path]:
 
-    from nextk.runs.plots import BOUND, errorbar, integer_ticks, plt, save
+    from nextk.runs.plots import BOUND, errorbar, integer_ticks, log_y, plt, save, wrapped
 
     rows = results["rows"]
     q = [r for r in rows if r["bit_size"] is not None]
@@ -82,7 +82,7 @@ def draw(results: dict, out: Path) -> list[Path]:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     errorbar(a1, b, [r["excess_loss"] for r in q], marker="o", label="quantised")
     a1.axhline(ref["excess_loss"]["value"], color="gray", ls=":", label="float")
-    a1.set_yscale("symlog", linthresh=1e-3)
+    log_y(a1, [r["excess_loss"] for r in rows])
     a1.set_ylabel("excess loss (nats/token)")
     windows = [r["windows"][0] for r in q]
     for name in windows[0]["checkers"]:
@@ -96,7 +96,7 @@ def draw(results: dict, out: Path) -> list[Path]:
         ax.set_xlabel("bit size b")
         ax.legend(fontsize=8)
     integer_ticks(a1, a2)
-    fig.suptitle(f"{results['model']} on {results['source']}", fontsize=10)
+    fig.suptitle(wrapped(f"{results['model']} on {results['source']}", 130), fontsize=10)
     return [save(fig, out / "bits.png")]
 
 

@@ -47,6 +47,15 @@ def integer_ticks(*axes) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+def count_ticks(ax, xs) -> None:
+    """An x axis that counts (digits, rounds): a tick at each value drawn, half a unit of room either side
+    (a single value gets a readable axis too)."""
+    xs = sorted(set(xs))
+    if xs:
+        ax.set_xticks(xs)
+        ax.set_xlim(xs[0] - 0.5, xs[-1] + 0.5)
+
+
 def wrapped(text: str, width: int) -> str:
     """A title broken into lines of at most `width` characters, so a long source name stays inside the figure."""
     return "\n".join(textwrap.wrap(text, width)) or text
@@ -73,11 +82,12 @@ def log_y(ax, estimates: list[dict]) -> None:
     values = [e["value"] for e in estimates if e.get("value") is not None]
     if not values:
         return
-    top = nice_ceil(max(highs + values)) if max(highs + values) > 0 else 1.0
+    pad = 1.15  # a point never sits on the frame
+    top = nice_ceil(max(highs + values) * pad) if max(highs + values) > 0 else 1.0
     label = FuncFormatter(lambda y, _: f"{y:g}")
     if lows and min(lows) > 0:
         ax.set_yscale("log")
-        bottom = nice_floor(min(lows))
+        bottom = nice_floor(min(lows) / pad)
         ax.set_ylim(bottom, top)
         wide = math.log10(top / bottom) > 3  # over three decades the decades alone are labels enough
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
@@ -156,7 +166,7 @@ def plot_advantage(models: list[dict], path: Path, source: str) -> Path:
         ax.axhline(0, color="gray", lw=0.5)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("advantage (95% interval)")
-    fig.suptitle(source, fontsize=10)
+    fig.suptitle(wrapped(source, 70 * len(models)), fontsize=10)
     return save(fig, path)
 
 
@@ -193,5 +203,7 @@ def plot_training(models: list[dict], path: Path, source: str) -> Path:
     ax.set_xlabel("optimiser step")
     ax.set_ylabel(f"{what} (nats/token)")
     integer_ticks(ax)
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: "kept step" in labels[i])  # each curve, then its kept step
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=8)
     return save(fig, path)

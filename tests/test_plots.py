@@ -410,3 +410,29 @@ def test_plain_renders_markup_away_and_keeps_escaped_brackets():
     assert plain("nextk demo → [bold]runs/a[/bold]") == "nextk demo → runs/a"
     assert plain(escape("1[window = 00]")) == "1[window = 00]"
     assert plain("[/oops] not markup") == "[/oops] not markup"  # invalid markup: kept as written
+
+
+def test_tables_print_data_text_as_written():
+    """Names and messages from data (a checker called "[window = 00]", a failed cell's error) reach the
+    reader as written, in the sweep, bits and boost tables."""
+    from nextk.runs import bits, boost, sweep
+
+    odd = "[window = 00]"
+    failed = {"cell": "c1", "attempts": 2, "error": f"InputError: no checker {odd} [bold]"}
+    res = {"name": "s", "ok": 1, "cells": 2, "skipped": 0, "failed": [failed], "seconds": 1.0}
+    res |= {"table": {"csv": "table.csv"}, "rows": 1, "columns": ["a"]}
+    text = "\n".join(rendered(sweep.show(res), width=200))
+    assert f"no checker {odd} [bold]" in text
+    b = bits_results()
+    for r in b["rows"]:
+        r["windows"][0]["checkers"] = {odd: est(0.01)}
+    assert odd in "\n".join(rendered([bits.table(b)], width=300))
+    res = boost_results() | {
+        "checker": odd,
+        "offset": 1,
+        "eta": 0.5,
+        "eta_kind": "fitted",
+        "distinguisher": f"check:{odd}",
+    }
+    out = "\n".join(rendered([boost.table(res)], width=300))
+    assert f"pass rate '{odd}'" in out and f"check:{odd}" in out

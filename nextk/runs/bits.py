@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from rich.markup import escape
 from rich.table import Table
 
 from nextk.checkpoint import load_model
@@ -49,7 +50,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
 
 def table(results: dict) -> Table:
     t = Table(
-        title=f"bit size sweep of {results['model']} on {results['source']} (every node value in fixed point)",
+        title=escape(f"bit size sweep of {results['model']} on {results['source']} (every node value in fixed point)"),
         caption=(
             f"nextk's own devices, not the paper's: probabilities floored at {MIN_PROB:g} and renormalised "
             "(the paper bounds them by construction, Lemma 15); node values saturate at ±(2^I − 2^−F) "
@@ -65,7 +66,7 @@ def table(results: dict) -> Table:
             "" if r["int_bits"] is None else f"({r['int_bits']}, {r['frac_bits']})",
             fmt(r["loss"], 5),
             fmt(r["excess_loss"], 5),
-            ", ".join(f"{k} {fmt(v, signed=True)}" for k, v in w["checkers"].items()),
+            escape(", ".join(f"{k} {fmt(v, signed=True)}" for k, v in w["checkers"].items())),
             fmt(w.get("tv")),
         )
     return t

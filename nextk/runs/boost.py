@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from nextk.boost import boost, distill
@@ -213,7 +214,7 @@ def eta_text(eta, kind: str) -> str:
 
 def table(res: dict) -> Table:
     t = Table(
-        title=f"boost with {res['distinguisher']} at k={res['k']}: offset r={res['offset']}, "
+        title=f"boost with {escape(res['distinguisher'])} at k={res['k']}: offset r={res['offset']}, "
         f"η={eta_text(res['eta'], res['eta_kind'])}"
     )
     t.add_column("quantity")
@@ -222,7 +223,7 @@ def table(res: dict) -> Table:
     f = fmt
     t.add_row("KL(p̄‖q̄) nats", f(res["kl_before"], 5), f(res["kl_after"], 5))
     if "pass_before" in res:
-        t.add_row(f"pass rate '{res['checker']}'", f(res["pass_before"]), f(res["pass_after"]))
+        t.add_row(escape(f"pass rate '{res['checker']}'"), f(res["pass_before"]), f(res["pass_after"]))
     if "kl_distilled" in res:
         t.add_row("KL after distilling", "", f(res["kl_distilled"], 5))
     g = res["search"]["gain"]

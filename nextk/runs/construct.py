@@ -236,7 +236,7 @@ def fixed_point_experiment(cfg: Config, q, D, row: dict, x: torch.Tensor, p_bar:
 
 def table(res: dict) -> Table:
     t = Table(
-        title=f"Lemma 3 construction, q = {res['q']}, p = {res['source']}, k = {res['k']}",
+        title=escape(f"Lemma 3 construction, q = {res['q']}, p = {res['source']}, k = {res['k']}"),
         caption="size / hidden set / RNN-time measured on the graph (formula of docs/theory.md §9.6 in "
         "brackets); bits = 1 + I' + F' of the new nodes (Claims 9–10 as re-derived in §9.7), in "
         "brackets the graph's bit size (max over nodes; copies keep the formats of the round before); "

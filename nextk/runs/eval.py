@@ -249,12 +249,13 @@ def show(results: dict) -> list:
     ws = results["windows"]
     names = list(ws[0]["distinguishers"]) if ws else []
     t = Table(
-        title=f"{results['name']} ({results['parameters']:,} params) on {results['text']['path']}: per-token loss "
+        title=f"{escape(results['name'])} ({results['parameters']:,} params) on {escape(results['text']['path'])}: "
+        f"per-token loss "
         f"{fmt(results['loss'])} nats (n={results['loss']['n']})"
     )
     t.add_column("k", justify="right")
     for name in names:
-        t.add_column(name)
+        t.add_column(escape(name))
     if ws and "learned" in ws[0]:
         t.add_column("learned d")
     for w in ws:

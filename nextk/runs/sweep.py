@@ -785,16 +785,17 @@ def default_out(spec) -> Path:
 
 
 def show(res: dict):
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(
-        title=f"sweep {res['name']}: {res['ok']} of {res['cells']} cells finished ({res['skipped']} skipped "
+        title=f"sweep {escape(res['name'])}: {res['ok']} of {res['cells']} cells finished ({res['skipped']} skipped "
         f"as already done), {len(res['failed'])} failed, {res['seconds']:.0f} s"
     )
     for c in ("failed cell", "attempts", "error"):
         t.add_column(c)
     for f in res["failed"]:
-        t.add_row(f["cell"], str(f["attempts"]), f["error"])
+        t.add_row(escape(f["cell"]), str(f["attempts"]), escape(f["error"]))  # data text, not markup
     t.caption = f"table: {', '.join(res['table'].values())} ({res['rows']} rows, {len(res['columns'])} columns)"
     return [t]
 

@@ -436,3 +436,28 @@ def test_tables_print_data_text_as_written():
     }
     out = "\n".join(rendered([boost.table(res)], width=300))
     assert f"pass rate '{odd}'" in out and f"check:{odd}" in out
+
+
+def test_search_bits_and_boost_tables_keep_intervals_on_one_line_at_80_columns():
+    from nextk.runs import bits, boost, search
+
+    run = search_run(True)
+    b = boost_results() | {"offset": 1, "eta": 0.5, "eta_kind": "fitted"}
+    b["search"]["offsets"][2]["eta_choice"]["kind"] = "limit+inf"
+    cases = {
+        "search": ([search.run_table(run)], [run["losses"]["1"], run["excess"]["3"]], 5, False),
+        "decrease": ([search.run_table(run)], [run["decrease_estimates"]["2"]], 5, True),
+        "bits": ([bits.table(bits_results())], [r["excess_loss"] for r in bits_results()["rows"]], 5, False),
+        "boost": ([boost.table(b)], [b["kl_before"], b["kl_after"], b["pass_before"]], 5, False),
+        "offsets": ([boost.offsets_table(b)], [o["gain"] for o in b["search"]["offsets"]], 4, False),
+    }
+    for name, (items, estimates, digits, signed) in cases.items():
+        lines = rendered(items)
+        assert max(len(x) for x in lines) <= 80, name
+        rows = [x for x in lines if x.startswith("│")]
+        for x in rows:
+            assert x.count("[") == x.count("]"), (name, x)
+        for e in estimates:
+            shown = interval_text(e, digits if name != "boost" or e is not b["pass_before"] else 4, signed)
+            assert any(shown in x for x in rows), (name, shown)
+    assert any("δ inside; point test: stop" in x for x in rendered([search.run_table(run)]))

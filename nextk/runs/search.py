@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from nextk.console import quiet
@@ -77,39 +78,52 @@ def compact(cfg: dict) -> str:
 
 
 def run_table(res: dict) -> Table:
+    """One run: per size tried, its loss, excess loss, the paired decrease to the next size against δ (and
+    what the run's test did) and the TV ceiling; one row per quantity, so that every interval stays on one
+    line at 80 columns."""
     t = Table(
         title=f"size search: ε={res['eps']}, k={res['k']}, δ={res['delta']:.5f} nats/token; j₀={res['j0']} "
         f"from 1..{res['max_start']} (theory: 1..{res['theoretical_max_start']}); output j={res['stop_index']}"
     )
-    for c in ("j", "config", "params", "held-out loss", "excess loss", "decrease L_j − L_(j+1) vs δ", "TV at k"):
-        t.add_column(c)
+    t.add_column("j")
+    t.add_column("size")
+    t.add_column("quantity")
+    t.add_column("estimate [95% interval]", no_wrap=True)
     for j in res["tried"]:
         js = str(j)
         tv = res["measurement"].get(js, {}).get("windows", [{}])[0].get("tv")
-        t.add_row(
-            js + (" ←" if j == res["stop_index"] else ""),
-            compact(res["configs"][js]),
-            str(res["parameters"][js]),
-            fmt(res["losses"][js], 5),
-            fmt(res["excess"].get(js), 5),
-            decrease_cell(res, js),
-            fmt(tv),
-        )
+        rows = [("held-out loss", fmt(res["losses"][js], 5)), ("excess loss", fmt(res["excess"].get(js), 5))]
+        dec, decision = decrease_cell(res, js)
+        if dec:
+            rows += [(f"L_{j} − L_{j + 1}", dec), ("  vs δ", decision)]
+        if tv is not None:
+            rows.append((f"TV at k={res['k']}", fmt(tv)))
+        size = f"{escape(compact(res['configs'][js]))}, {res['parameters'][js]} params"
+        for i, (name, cell) in enumerate(rows):
+            first = i == 0
+            t.add_row(
+                (js + (" ←" if j == res["stop_index"] else "")) if first else "",
+                size if first else "",
+                name,
+                cell,
+                end_section=i == len(rows) - 1,
+            )
     t.caption = res["departs"]
     return t
 
 
-def decrease_cell(res: dict, js: str) -> str:
-    """The paired decrease with its interval, where it stands against δ, and what the run's test did."""
+def decrease_cell(res: dict, js: str) -> tuple[str, str]:
+    """The paired decrease with its interval, and where it stands against δ with what the run's test did
+    ("" when size j + 1 was not trained)."""
     dec = (res.get("decrease_estimates") or {}).get(js)
     if dec is None:
         point = res["decreases"].get(js)
-        return "" if point is None else f"{point:+.5f} {'>' if point > res['delta'] else '≤'} δ"
+        return ("", "") if point is None else (f"{point:+.5f}", f"{'>' if point > res['delta'] else '≤'} δ")
     delta = res["delta"]
     where = "above δ" if dec["low"] > delta else "below δ" if dec["high"] < delta else "δ inside"
     test = res.get("test", "point")
     moved = (dec["low"] if test == "interval" else dec["value"]) > delta
-    return f"{fmt(dec, 5, signed=True)} {where}; {test} test: {'move on' if moved else 'stop'}"
+    return fmt(dec, 5, signed=True), f"{where}; {test} test: {'move on' if moved else 'stop'}"
 
 
 def summary(res: dict) -> str:

@@ -461,3 +461,34 @@ def test_search_bits_and_boost_tables_keep_intervals_on_one_line_at_80_columns()
             shown = interval_text(e, digits if name != "boost" or e is not b["pass_before"] else 4, signed)
             assert any(shown in x for x in rows), (name, shown)
     assert any("δ inside; point test: stop" in x for x in rendered([search.run_table(run)]))
+
+
+def text_eval_results() -> dict:
+    windows = [{"k": k, "distinguishers": {"repeat [same token]": est(0.01 * k)}, "learned": est(0.02)} for k in (1, 4)]
+    res = {"kind": "text", "name": "hf-gpt2", "parameters": 124_000_000, "text": {"path": "/data/[x]/corpus.txt"}}
+    return res | {"loss": est(3.2), "windows": windows, "not_available": "no bound: the KL of real text is unknown"}
+
+
+def test_text_eval_table_and_plot(tmp_path, figures):
+    from nextk.runs.eval import draw, show
+
+    res = text_eval_results()
+    rows = [x for x in rendered(show(res)) if x.startswith("│")]
+    assert max(len(x) for x in rendered(show(res))) <= 80
+    for w in res["windows"]:
+        for e in (w["distinguishers"]["repeat [same token]"], w["learned"]):
+            assert any(interval_text(e, 4, signed=True) in x for x in rows)
+    assert any("repeat [same token]" in x for x in rows)
+    draw(res, tmp_path)
+    check_figure(figures[0])
+
+
+def test_demo_figures(tmp_path, figures):
+    from nextk.runs.demo import draw
+
+    paths = draw(demo_results(), tmp_path)
+    assert [p.name for p in paths] == ["advantage_vs_k.png", "training.png"]
+    for fig in figures:
+        check_figure(fig)
+    kept = [ln for ln in figures[1].axes[0].lines if "kept step" in ln.get_label()]
+    assert len(kept) == 2  # one star per model

@@ -1,8 +1,11 @@
 """Plots and tables drawn from results dicts alone, so a figure can be redrawn without recomputing.
 
 One style for the whole package: every plotted estimate with its 95% interval (`errorbar`), every
-bound in the same colour and line (`BOUND`), the source and its parameters in every title, integer
-ticks where the axis counts something.
+bound in the same colour and line (`BOUND`), the source and its parameters in every title (wrapped to
+stay inside the figure), integer ticks where the axis counts something, log axes with at least two
+labelled ticks (`log_y`), one y-axis and a legend per panel, and no empty panel (a panel without data
+says why, or is left out). Tables put one quantity per row so that every interval stays on one line at
+80 columns, and text from data goes through `rich.markup.escape`.
 """
 
 from __future__ import annotations

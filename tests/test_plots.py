@@ -492,3 +492,15 @@ def test_demo_figures(tmp_path, figures):
         check_figure(fig)
     kept = [ln for ln in figures[1].axes[0].lines if "kept step" in ln.get_label()]
     assert len(kept) == 2  # one star per model
+
+
+def test_training_plot_with_one_evaluation_has_a_readable_step_axis(tmp_path, figures):
+    from nextk.runs.train import draw
+
+    draw(train_results(values=(0.278,), best_step=50), tmp_path)
+    (fig,) = figures
+    check_figure(fig)
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks

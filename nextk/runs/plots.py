@@ -203,6 +203,8 @@ def plot_training(models: list[dict], path: Path, source: str) -> Path:
         )
         return save(fig, path)
     log_y(ax, shown)
+    last = max(r["step"] for m in models for r in m["train"]["history"] if key in r)
+    ax.set_xlim(0, last * 1.05 + 1)  # from the start of training (one evaluation still gets a readable axis)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel(f"{what} (nats/token)")
     integer_ticks(ax)

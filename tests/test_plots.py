@@ -497,7 +497,9 @@ def test_demo_figures(tmp_path, figures):
 def test_training_plot_with_one_evaluation_has_a_readable_step_axis(tmp_path, figures):
     from nextk.runs.train import draw
 
-    draw(train_results(values=(0.278,), best_step=50), tmp_path)
+    res = train_results(values=(0.278,), best_step=5)
+    res["history"] = history([0.278], every=5)  # a 5-step run evaluated once, at its end
+    draw(res, tmp_path)
     (fig,) = figures
     check_figure(fig)
     ax = fig.axes[0]

@@ -506,3 +506,16 @@ def test_training_plot_with_one_evaluation_has_a_readable_step_axis(tmp_path, fi
     lo, hi = ax.get_xlim()
     ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_construct_tables_fit_80_columns_with_names_whole():
+    from nextk.runs.construct import show
+
+    res = construct_results()
+    lines = rendered(show(res))
+    assert max(len(x) for x in lines) <= 80
+    rows = [x for x in lines if x.startswith("│")]
+    for t in (1, 2, 3):
+        assert any(f"1[window = 0{t}]" in x for x in rows)  # the distinguisher's name, brackets and all
+        m = res["rounds"][t - 1]["two_copy"]["measured"]
+        assert any(f"{m['size']} / {m['hidden']} / {m['tau']}" in x for x in rows)

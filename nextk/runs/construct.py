@@ -235,30 +235,47 @@ def fixed_point_experiment(cfg: Config, q, D, row: dict, x: torch.Tensor, p_bar:
 
 
 def table(res: dict) -> Table:
+    """Sizes per round, measured on the graphs with the formula's value beneath, bit size and the error
+    against Boosted (the distinguishers of each round: `rounds_table`); fits 80 columns."""
     t = Table(
         title=escape(f"Lemma 3 construction, q = {res['q']}, p = {res['source']}, k = {res['k']}"),
-        caption="size / hidden set / RNN-time measured on the graph (formula of docs/theory.md §9.6 in "
-        "brackets); bits = 1 + I' + F' of the new nodes (Claims 9–10 as re-derived in §9.7), in "
+        caption="s / h / T: size / hidden set / RNN-time measured on the graph, in brackets the formula of "
+        "docs/theory.md §9.6; bits = 1 + I' + F' of the new nodes (Claims 9–10 as re-derived in §9.7), in "
         "brackets the graph's bit size (max over nodes; copies keep the formats of the round before); "
         "error = max over all strings of |RNN output − Boosted conditional| (float64)",
     )
-    for c in ("round", "distinguisher", "r, η", "efficient s / h / T", "two-copy s / h / T", "bits", "error"):
-        t.add_column(c)
+    for c in ("round", "efficient s / h / T", "two-copy s / h / T", "bits", "error"):
+        t.add_column(c, no_wrap=c != "round")
     b = res["base"]
-    t.add_row("0", "q", "", f"{b['size']} / {b['hidden']} / {b['tau']}", "same", "", "")
+    t.add_row("0 (q)", f"{b['size']} / {b['hidden']} / {b['tau']}", "same", "", "", end_section=True)
     for row in res["rounds"]:
         cells = []
         for c in ("efficient", "two_copy"):
             m, f = row[c]["measured"], row[c]["formula"]
-            cells.append(f"{m['size']} / {m['hidden']} / {m['tau']}  [{f['size']} / {f['hidden']} / {f['tau']}]")
+            cells.append(f"{m['size']} / {m['hidden']} / {m['tau']}\n\\[{f['size']} / {f['hidden']} / {f['tau']}]")
         err = row["efficient"].get("max_abs_error_vs_boosted")
         t.add_row(
             str(row["round"]),
-            escape(row["distinguisher"]),
-            f"{row['offset']}, {row['eta']:.3f}",
             *cells,
             f"{row['efficient']['bit_size']} ({row['efficient']['graph_bit_size']})",
             "not run" if err is None else f"{err:.1e}",
+        )
+    return t
+
+
+def rounds_table(res: dict) -> Table:
+    """Each round's distinguisher, offset r and step η, and the exact KL it leaves."""
+    t = Table(title=f"boosting rounds: KL(p̄‖q̄) = {res['kl_q']:.4f} before" if "kl_q" in res else "boosting rounds")
+    for c in ("round", "distinguisher", "r", "η", "KL after"):
+        t.add_column(c)
+    for row in res["rounds"]:
+        kl = row.get("kl")
+        t.add_row(
+            str(row["round"]),
+            escape(row["distinguisher"]),
+            str(row["offset"]),
+            f"{row['eta']:.3f}",
+            "" if kl is None else f"{kl:.4f}",
         )
     return t
 
@@ -308,4 +325,4 @@ def draw(res: dict, out: Path) -> list[Path]:
 
 
 def show(res: dict) -> list:
-    return [table(res)]
+    return [rounds_table(res), table(res)]

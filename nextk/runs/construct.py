@@ -281,7 +281,7 @@ def rounds_table(res: dict) -> Table:
 
 
 def draw(res: dict, out: Path) -> list[Path]:
-    from nextk.runs.plots import BOUND, integer_ticks, log_y, plt, save, wrapped
+    from nextk.runs.plots import BOUND, log_y, plt, save, wrapped
 
     rounds = [0] + [r["round"] for r in res["rounds"]]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
@@ -318,7 +318,7 @@ def draw(res: dict, out: Path) -> list[Path]:
         ax.set_xlabel("fractional bits F' of the new nodes")
         ax.set_ylabel("output error")
         ax.legend(fontsize=8)
-        integer_ticks(ax)
+        ax.set_xticks(fb)  # the F' swept
         ax.set_title(f"round 1 in fixed point; q in (1, {fp['q_format'][1]}) bits", fontsize=9)
         paths.append(save(fig, out / "bits.png"))
     return paths

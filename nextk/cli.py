@@ -110,7 +110,9 @@ def plot(folder: Path = typer.Argument(..., help="a run folder holding config.js
             raise ValueError(f"{folder}/config.json does not say which run made it")
         paths = importlib.import_module(f"nextk.runs.{kind}").draw(read_json(folder / RESULTS), folder)
         if not paths:  # a sweep: its cells keep the figures
-            fail(f"{folder} holds a {kind} run, which draws no figure itself; plot its run folders (a sweep: cells/ID)")
+            raise ValueError(
+                f"{folder} holds a {kind} run, which draws no figure itself; plot its run folders (cells/ID)"
+            )
         for p in paths:
             console.print(f"wrote {p}")
     except ValueError as e:

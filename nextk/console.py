@@ -19,18 +19,6 @@ def printer(enabled: bool = True):
     return Console(stderr=False).print
 
 
-def plain(text: str) -> str:
-    """A log line as a plain-text file should hold it: rich markup rendered away ("[bold]x[/bold]" → "x",
-    an escaped "\\[window = 00]" → "[window = 00]"); a line that is not valid markup is kept as it is."""
-    from rich.errors import MarkupError
-    from rich.text import Text
-
-    try:
-        return Text.from_markup(text).plain
-    except MarkupError:
-        return text
-
-
 class _NoBar:
     def update(self, **kwargs) -> None:
         pass
@@ -43,16 +31,28 @@ def progress_bar(label: str, total: int, *, enabled: bool, completed: int = 0, *
     if not enabled:
         yield _NoBar()
         return
-    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = [TextColumn("[bold]{task.fields[label]}"), BarColumn(), TextColumn("{task.completed}/{task.total}")]
+    label_column = TextColumn("{task.fields[label]}", style="bold", markup=False)  # a name from data, not markup
+    columns = [label_column, BarColumn(), TextColumn("{task.completed}/{task.total}")]
     columns += [TextColumn(f"{name} {{task.fields[{name}]}}") for name in fields]
     with Progress(*columns, TimeRemainingColumn(), transient=True) as bar:
-        task = bar.add_task(label, total=total, completed=completed, label=escape(label), **fields)
+        task = bar.add_task(label, total=total, completed=completed, label=label, **fields)
 
         class _Bar:
             def update(self, **kwargs) -> None:
                 bar.update(task, **kwargs)
 
         yield _Bar()
+
+
+def plain(text: str) -> str:
+    """A log line as a plain-text file should hold it: rich markup rendered away ("[bold]x[/bold]" → "x",
+    an escaped "\\[window = 00]" → "[window = 00]"); a line that is not valid markup is kept as it is."""
+    from rich.errors import MarkupError
+    from rich.text import Text
+
+    try:
+        return Text.from_markup(text).plain
+    except MarkupError:
+        return text

@@ -519,3 +519,21 @@ def test_construct_tables_fit_80_columns_with_names_whole():
         assert any(f"1[window = 0{t}]" in x for x in rows)  # the distinguisher's name, brackets and all
         m = res["rounds"][t - 1]["two_copy"]["measured"]
         assert any(f"{m['size']} / {m['hidden']} / {m['tau']}" in x for x in rows)
+
+
+def test_progress_bar_label_keeps_its_brackets(monkeypatch):
+    import rich.progress
+
+    from nextk.console import progress_bar
+
+    seen = {}
+
+    class Spy(rich.progress.Progress):
+        def __init__(self, *columns, **kwargs):
+            super().__init__(*columns, **kwargs)
+            seen["bar"] = self
+
+    monkeypatch.setattr(rich.progress, "Progress", Spy)
+    with progress_bar("gru[window = 00]", 3, enabled=True):
+        bar = seen["bar"]
+        assert bar.columns[0].render(bar.tasks[0]).plain == "gru[window = 00]"

@@ -7,8 +7,6 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
 
-from rich.markup import escape
-
 from nextk.checkpoint import atomic_write
 from nextk.errors import InputError
 
@@ -59,6 +57,8 @@ def prepare(out: Path, cfg, *, extendable: tuple[str, ...] = (), force_new: bool
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / CONFIG, new)
     if log is not None:
+        from rich.markup import escape
+
         log(f"nextk {new['run']} → [bold]{escape(str(out))}[/bold]")
     return old
 

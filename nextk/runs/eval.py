@@ -111,7 +111,7 @@ def run_source(cfg: Config, *, log=quiet) -> dict:
             )
             if not cfg.allow_other_source:
                 raise InputError(msg + "; pass --allow-other-source to evaluate it there anyway")
-            log(f"[yellow]warning:[/yellow] {escape(msg)}")
+            log(f"[yellow]warning:[/yellow] {msg}")
     panel = pick(cfg, "num_docs", "seed", "learned", "learned_steps", "learned_docs")
     res = measure_model(source, model, cfg.ks, log=log, **panel)
     return {

@@ -84,21 +84,15 @@ def visible_ticks(ax, axis: str = "y") -> list[str]:
 
 @pytest.fixture
 def figures(monkeypatch):
-    """Every figure a draw function makes, kept open (save closes them) for inspection after drawing."""
-    from nextk.runs import plots
-
+    """Every figure a draw function saves, kept open for inspection after drawing: `save` closes each figure
+    it wrote through plt.close, which here keeps it instead (whichever module imported save, and when)."""
     kept = []
-
-    def save(fig, path):
-        fig.tight_layout()
-        fig.savefig(path, dpi=60)
-        kept.append(fig)
-        return path
-
-    monkeypatch.setattr(plots, "save", save)
+    close = plt.close
+    monkeypatch.setattr(plt, "close", kept.append)
     yield kept
+    monkeypatch.undo()
     for fig in kept:
-        plt.close(fig)
+        close(fig)
 
 
 def check_figure(fig):

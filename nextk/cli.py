@@ -108,7 +108,12 @@ def plot(folder: Path = typer.Argument(..., help="a run folder holding config.js
         kind = read_json(folder / CONFIG).get("run")
         if kind is None:
             raise ValueError(f"{folder}/config.json does not say which run made it")
-        for p in importlib.import_module(f"nextk.runs.{kind}").draw(read_json(folder / RESULTS), folder):
+        paths = importlib.import_module(f"nextk.runs.{kind}").draw(read_json(folder / RESULTS), folder)
+        if not paths:  # a sweep: its cells keep the figures
+            raise ValueError(
+                f"{folder} holds a {kind} run, which draws no figure itself; plot its run folders (cells/ID)"
+            )
+        for p in paths:
             console.print(f"wrote {p}")
     except ValueError as e:
         fail(e)

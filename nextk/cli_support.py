@@ -154,11 +154,13 @@ def show_samples(name: str, params: dict, num: int, seed: int, as_json: bool) ->
     if as_json:
         print(json.dumps({"source": repr(src), "params": src.params, "samples": rows, "note": note}, indent=2))
         return
-    table = Table(title=f"{num} samples of {src!r}")
+    from rich.markup import escape
+
+    table = Table(title=escape(f"{num} samples of {src!r}"))
     table.add_column("document")
     table.add_column("log p̄ (nats)", justify="right")
     for r in rows:
-        table.add_row(repr(r["text"]), "n/a" if r["log_prob"] is None else f"{r['log_prob']:.6f}")
+        table.add_row(escape(repr(r["text"])), "n/a" if r["log_prob"] is None else f"{r['log_prob']:.6f}")
     table.caption = note
     console.print(table)
 

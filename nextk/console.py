@@ -33,7 +33,8 @@ def progress_bar(label: str, total: int, *, enabled: bool, completed: int = 0, *
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = [TextColumn("[bold]{task.fields[label]}"), BarColumn(), TextColumn("{task.completed}/{task.total}")]
+    label_column = TextColumn("{task.fields[label]}", style="bold", markup=False)  # a name from data, not markup
+    columns = [label_column, BarColumn(), TextColumn("{task.completed}/{task.total}")]
     columns += [TextColumn(f"{name} {{task.fields[{name}]}}") for name in fields]
     with Progress(*columns, TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task(label, total=total, completed=completed, label=label, **fields)
@@ -43,3 +44,15 @@ def progress_bar(label: str, total: int, *, enabled: bool, completed: int = 0, *
                 bar.update(task, **kwargs)
 
         yield _Bar()
+
+
+def plain(text: str) -> str:
+    """A log line as a plain-text file should hold it: rich markup rendered away ("[bold]x[/bold]" → "x",
+    an escaped "\\[window = 00]" → "[window = 00]"); a line that is not valid markup is kept as it is."""
+    from rich.errors import MarkupError
+    from rich.text import Text
+
+    try:
+        return Text.from_markup(text).plain
+    except MarkupError:
+        return text

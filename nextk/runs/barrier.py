@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
+
 from nextk.barrier.conclusions import (
     cohens_w_interval,
     conclusions,
@@ -43,7 +45,7 @@ from nextk.errors import InputError
 from nextk.measure import excess_loss
 from nextk.models import GRU
 from nextk.runs.common import RESULTS, prepare, write_json
-from nextk.runs.plots import errorbar, plt, save
+from nextk.runs.plots import count_ticks, errorbar, integer_ticks, log_y, plt, save, wrapped
 from nextk.sources import Factorization, RandomNumber
 from nextk.stats import Z95
 from nextk.train import check_budget, train
@@ -273,7 +275,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         ("uniformity", lambda: randomized_task(cfg, log)),
     ]
     for name, stage in stages:
-        log(f"[{name}]")
+        log(escape(f"[{name}]"))
         res[name] = stage()
         res.setdefault("seconds", {})[name] = time.perf_counter() - t0
         write_json(out / RESULTS, res)
@@ -318,8 +320,9 @@ def draw(res: dict, out: Path) -> list[Path]:
     ax.set_yscale("log")
     ax.set_xlabel("digits d of each prime")
     ax.set_ylabel("seconds per sample (95% interval)")
-    ax.set_title("Factorization: sampling cost by order\n" + sampling_headline(c["sampling"]), fontsize=9)
+    ax.set_title(wrapped("Factorization: sampling cost by order. " + sampling_headline(c["sampling"]), 110), fontsize=9)
     ax.legend(fontsize=7)
+    integer_ticks(ax)
     paths.append(save(fig, out / "sampling_cost.png"))
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -329,21 +332,25 @@ def draw(res: dict, out: Path) -> list[Path]:
     a1.set_xlabel("digits d")
     a1.set_ylabel("TV(approximation, uniform prime), exact")
     a1.set_title(f"max exact TV {max((r['tv'] for r in tv), default=float('nan')):.4f}", fontsize=9)
+    shown = []
     for key in ("exact", "approx"):
         pts = [(r["digits"], r[key]) for r in pr if r.get(key)]
         if pts:
             a2.plot(*zip(*pts), marker="o", label=key)
-    a2.set_yscale("log")
+            shown += [{"value": s, "low": s, "high": s} for _, s in pts]
+    log_y(a2, shown)
     a2.set_xlabel("digits d")
     a2.set_ylabel("mean seconds per prime")
     a2.legend()
+    for ax in (a1, a2):
+        count_ticks(ax, [r["digits"] for r in pr])
     fig.suptitle("Random primes: li-density approximation vs exact counts")
     paths.append(save(fig, out / "primes.png"))
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for order in ("product_first", "factors_first"):
+    for order, dx in (("product_first", -0.04), ("factors_first", 0.04)):  # apart, so equal values both show
         rows = [r for r in res["learning"] if r["order"] == order]
-        ds = [r["digits"] for r in rows]
+        ds = [r["digits"] + dx for r in rows]
         for ax, key in ((a1, "excess_loss"), (a2, "validity")):
             errorbar(ax, ds, [r[key] for r in rows], marker="o", label=label(order))
     a1.set_ylabel("excess loss (nats/token)")
@@ -352,6 +359,7 @@ def draw(res: dict, out: Path) -> list[Path]:
         ax.set_title(order_headline(c["learning"][key], quantity), fontsize=8, wrap=True)
         ax.set_xlabel("digits d")
         ax.legend()
+        count_ticks(ax, [r["digits"] for r in res["learning"]])
     fig.suptitle("Same GRU size and training budget, both orders (95% intervals)")
     paths.append(save(fig, out / "learning.png"))
     return paths

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from rich.markup import escape
 from rich.table import Table
 
 from nextk.checkpoint import load_model
@@ -49,31 +50,37 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
 
 def table(results: dict) -> Table:
     t = Table(
-        title=f"bit size sweep of {results['model']} on {results['source']} (every node value in fixed point)",
+        title=escape(f"bit size sweep of {results['model']} on {results['source']} (every node value in fixed point)"),
         caption=(
             f"nextk's own devices, not the paper's: probabilities floored at {MIN_PROB:g} and renormalised "
             "(the paper bounds them by construction, Lemma 15); node values saturate at ±(2^I − 2^−F) "
             "(the paper takes I large enough that nothing overflows). Intervals are 95%."
         ),
     )
-    for c in ("bits b = 1+I+F", "(I, F)", "loss", "excess loss", "checkers", "TV"):
+    for c in ("bits b = 1+I+F", "(I, F)", "quantity"):
         t.add_column(c)
+    t.add_column("estimate [95% interval]", no_wrap=True)  # one row per quantity: intervals fit 80 columns
     for r in results["rows"]:
         w = r["windows"][0]
-        t.add_row(
-            str(r["bit_size"] or "float"),
-            "" if r["int_bits"] is None else f"({r['int_bits']}, {r['frac_bits']})",
-            fmt(r["loss"], 5),
-            fmt(r["excess_loss"], 5),
-            ", ".join(f"{k} {fmt(v, signed=True)}" for k, v in w["checkers"].items()),
-            fmt(w.get("tv")),
-        )
+        rows = [("loss", fmt(r["loss"], 5)), ("excess loss", fmt(r["excess_loss"], 5))]
+        rows += [(escape(f"checker '{k}'"), fmt(v, signed=True)) for k, v in w["checkers"].items()]
+        if w.get("tv") is not None:
+            rows.append(("TV ceiling", fmt(w["tv"])))
+        for i, (name, cell) in enumerate(rows):
+            first = i == 0
+            t.add_row(
+                str(r["bit_size"] or "float") if first else "",
+                "" if r["int_bits"] is None or not first else f"({r['int_bits']}, {r['frac_bits']})",
+                name,
+                cell,
+                end_section=i == len(rows) - 1,
+            )
     return t
 
 
 def draw(results: dict, out: Path) -> list[Path]:
 
-    from nextk.runs.plots import BOUND, errorbar, integer_ticks, plt, save
+    from nextk.runs.plots import BOUND, errorbar, integer_ticks, log_y, plt, save, wrapped
 
     rows = results["rows"]
     q = [r for r in rows if r["bit_size"] is not None]
@@ -82,7 +89,7 @@ def draw(results: dict, out: Path) -> list[Path]:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     errorbar(a1, b, [r["excess_loss"] for r in q], marker="o", label="quantised")
     a1.axhline(ref["excess_loss"]["value"], color="gray", ls=":", label="float")
-    a1.set_yscale("symlog", linthresh=1e-3)
+    log_y(a1, [r["excess_loss"] for r in rows])
     a1.set_ylabel("excess loss (nats/token)")
     windows = [r["windows"][0] for r in q]
     for name in windows[0]["checkers"]:
@@ -96,7 +103,7 @@ def draw(results: dict, out: Path) -> list[Path]:
         ax.set_xlabel("bit size b")
         ax.legend(fontsize=8)
     integer_ticks(a1, a2)
-    fig.suptitle(f"{results['model']} on {results['source']}", fontsize=10)
+    fig.suptitle(wrapped(f"{results['model']} on {results['source']}", 130), fontsize=10)
     return [save(fig, out / "bits.png")]
 
 

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from nextk.boost import boost, distill
@@ -220,61 +221,95 @@ def eta_text(eta, kind: str) -> str:
 
 
 def table(res: dict) -> Table:
+    """Before and after, one row per quantity (every interval on one line at 80 columns)."""
     t = Table(
-        title=f"boost with {res['distinguisher']} at k={res['k']}: offset r={res['offset']}, "
+        title=f"boost with {escape(res['distinguisher'])} at k={res['k']}: offset r={res['offset']}, "
         f"η={eta_text(res['eta'], res['eta_kind'])}"
     )
     t.add_column("quantity")
-    t.add_column("before")
-    t.add_column("after")
+    t.add_column("estimate [95% interval]", no_wrap=True)
     f = fmt
-    t.add_row("KL(p̄‖q̄) nats", f(res["kl_before"], 5), f(res["kl_after"], 5))
-    if "pass_before" in res:
-        t.add_row(f"pass rate '{res['checker']}'", f(res["pass_before"]), f(res["pass_after"]))
+    t.add_row("KL(p̄‖q̄) before, nats", f(res["kl_before"], 5))
+    t.add_row("KL after boosting", f(res["kl_after"], 5))
     if "kl_distilled" in res:
-        t.add_row("KL after distilling", "", f(res["kl_distilled"], 5))
-    g = res["search"]["gain"]
-    t.add_row("gain Δ (held out)", "", f(g))
-    for o in res["search"]["offsets"]:
-        t.add_row(
-            f"  offset {o['offset']}: α_r {o['alpha']['value']:+.4f}",
-            f"Lemma 1 ≥ {o['lemma1_guarantee']:.4f}",
-            f"Δ {f(o['gain'])} at η={eta_text(o['eta'], o['eta_choice']['kind'])}; "
-            f"{o['gain_at_half_alpha']['value']:.4f} at α_r/2",
-        )
+        t.add_row("KL after distilling", f(res["kl_distilled"], 5))
+    if "pass_before" in res:
+        t.add_row(escape(f"pass rate '{res['checker']}' before"), f(res["pass_before"]))
+        t.add_row("pass rate after boosting", f(res["pass_after"]))
+    t.add_row("gain Δ (held out)", f(res["search"]["gain"]))
     t.caption = f"KL: {res['kl_method']}; intervals 95% over documents"
     return t
 
 
+def offsets_table(res: dict) -> Table:
+    """Every offset r tried: its α_r, Lemma 1's guarantee, the held-out gain at the chosen η and at α_r/2."""
+    t = Table(title=f"offsets tried (k={res['k']})")
+    t.add_column("r", justify="right")
+    t.add_column("α_r", justify="right")
+    t.add_column("Lemma 1: Δ ≥", justify="right")
+    t.add_column("Δ [95% interval]", no_wrap=True)
+    t.add_column("at η", no_wrap=True)
+    t.add_column("Δ at η = α_r/2", justify="right")
+    for o in res["search"]["offsets"]:
+        t.add_row(
+            str(o["offset"]),
+            f"{o['alpha']['value']:+.4f}",
+            f"{o['lemma1_guarantee']:.4f}",
+            fmt(o["gain"]),
+            eta_text(o["eta"], o["eta_choice"]["kind"]),
+            f"{o['gain_at_half_alpha']['value']:.4f}",
+        )
+    return t
+
+
 def show(res: dict) -> list:
-    return [table(res), *res.get("sentences", sentences(res))]
+    return [table(res), offsets_table(res), *res.get("sentences", sentences(res))]
 
 
 def draw(res: dict, out: Path) -> list[Path]:
-    from nextk.runs.plots import BOUND, errorbar, integer_ticks, plt, save
+    """One quantity per panel, each on its own y-axis with a legend: the gain Δ per offset, Lemma 1's
+    guarantee per offset (two orders of magnitude below Δ, so apart), KL(p̄‖·) before and after, and the
+    checker's pass rate before and after."""
+    from nextk.runs.plots import BOUND, errorbar, integer_ticks, log_y, plt, save, wrapped
 
     offs = res["search"]["offsets"]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    rates = "pass_before" in res
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5)) if rates else plt.subplots(1, 3, figsize=(14, 4.2))
+    a1, a2, a3 = axes.flat[:3]
     shown = [o for o in offs if o["gain"].get("value") is not None]
-    xs = [o["offset"] for o in shown]
-    errorbar(a1, xs, [o["gain"] for o in shown], fmt="o", label="Δ at chosen η (∞ for a limit)")
+    errorbar(a1, [o["offset"] for o in shown], [o["gain"] for o in shown], fmt="o", label="Δ at chosen η (∞: limit)")
     a1.plot([o["offset"] for o in offs], [o["gain_at_half_alpha"]["value"] for o in offs], "s", label="Δ at η = α_r/2")
-    guarantee = [o["lemma1_guarantee"] for o in offs]
-    a1.plot([o["offset"] for o in offs], guarantee, "_", markersize=20, color=BOUND["color"], label="Lemma 1")
-    a1.set_xlabel("offset r")
+    a1.axhline(0, color="gray", lw=0.5)
     a1.set_ylabel("KL decrease Δ (nats)")
-    a1.legend(fontsize=8)
+    a1.set_title("held-out gain per offset", fontsize=9)
+    guarantee = [o["lemma1_guarantee"] for o in offs]
+    a2.plot([o["offset"] for o in offs], guarantee, "_", ms=20, mew=2, color=BOUND["color"], label="Lemma 1: Δ ≥ this")
+    if guarantee and min(guarantee) > 0:
+        log_y(a2, [{"value": g, "low": g, "high": g} for g in guarantee])
+    a2.set_ylabel("guaranteed KL decrease (nats)")
+    a2.set_title("Lemma 1's guarantee per offset", fontsize=9)
+    for ax in (a1, a2):
+        ax.set_xlabel("offset r")
     stages = [("before", res["kl_before"]), ("boosted", res["kl_after"])]
     if "kl_distilled" in res:
         stages.append(("distilled", res["kl_distilled"]))
     stages = [(s, e) for s, e in stages if e.get("value") is not None]
-    errorbar(a2, list(range(len(stages))), [e for _, e in stages], fmt="o")
-    a2.set_xticks(list(range(len(stages))), [s for s, _ in stages])
-    a2.set_ylabel(f"KL(p̄‖·) nats ({res['kl_method']})")
-    if "pass_before" in res:
-        a3 = a2.twinx()
-        errorbar(a3, [-0.1, 0.9], [res["pass_before"], res["pass_after"]], fmt="s", color="gray")
-        a3.set_ylabel(f"pass rate '{res['checker']}' (gray)")
-    integer_ticks(a1)
-    fig.suptitle(f"{res['model']} on {res['source']}: boosting with {res['distinguisher']} (k={res['k']})", fontsize=10)
+    errorbar(a3, list(range(len(stages))), [e for _, e in stages], fmt="o", label=f"KL(p̄‖·) ({res['kl_method']})")
+    a3.set_xticks(list(range(len(stages))), [s for s, _ in stages])
+    a3.set_ylabel("KL(p̄‖·) (nats)")
+    a3.set_title("KL to the truth", fontsize=9)
+    panels = [a1, a2, a3]
+    if rates:
+        a4 = axes.flat[3]
+        errorbar(a4, [0, 1], [res["pass_before"], res["pass_after"]], fmt="s", color="C2", label="Wilson 95% interval")
+        a4.set_xticks([0, 1], ["before", "boosted"])
+        a4.set_xlim(-0.5, 1.5)
+        a4.set_ylabel("pass rate")
+        a4.set_title(f"pass rate of checker '{res['checker']}' on samples", fontsize=9)
+        panels.append(a4)
+    for ax in panels:
+        ax.legend(fontsize=8)
+    integer_ticks(a1, a2)
+    title = f"{res['model']} on {res['source']}: boosting with {res['distinguisher']} (k={res['k']})"
+    fig.suptitle(wrapped(title, 110 if rates else 150), fontsize=10)
     return [save(fig, out / "boost.png")]

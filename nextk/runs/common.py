@@ -57,7 +57,9 @@ def prepare(out: Path, cfg, *, extendable: tuple[str, ...] = (), force_new: bool
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / CONFIG, new)
     if log is not None:
-        log(f"nextk {new['run']} → [bold]{out}[/bold]")
+        from rich.markup import escape
+
+        log(f"nextk {new['run']} → [bold]{escape(str(out))}[/bold]")
     return old
 
 

@@ -174,7 +174,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
             graphs[c] = b.graph
         row["seconds"] = time.time() - t0
         log(
-            f"round {t}: {dname}, r={chosen.offset}, η={eta:.3f}, KL {kl_prev:.4f} → {kl_t:.4f}; sizes "
+            f"round {t}: {escape(dname)}, r={chosen.offset}, η={eta:.3f}, KL {kl_prev:.4f} → {kl_t:.4f}; sizes "
             f"{row['efficient']['measured']['size']} vs two-copy {row['two_copy']['measured']['size']}"
         )
         res["rounds"].append(row)
@@ -235,27 +235,27 @@ def fixed_point_experiment(cfg: Config, q, D, row: dict, x: torch.Tensor, p_bar:
 
 
 def table(res: dict) -> Table:
+    """Sizes per round, measured on the graphs with the formula's value beneath, bit size and the error
+    against Boosted (the distinguishers of each round: `rounds_table`); fits 80 columns."""
     t = Table(
-        title=f"Lemma 3 construction, q = {res['q']}, p = {res['source']}, k = {res['k']}",
-        caption="size / hidden set / RNN-time measured on the graph (formula of docs/theory.md §9.6 in "
-        "brackets); bits = 1 + I' + F' of the new nodes (Claims 9–10 as re-derived in §9.7), in "
+        title=escape(f"Lemma 3 construction, q = {res['q']}, p = {res['source']}, k = {res['k']}"),
+        caption="s / h / T: size / hidden set / RNN-time measured on the graph, in brackets the formula of "
+        "docs/theory.md §9.6; bits = 1 + I' + F' of the new nodes (Claims 9–10 as re-derived in §9.7), in "
         "brackets the graph's bit size (max over nodes; copies keep the formats of the round before); "
         "error = max over all strings of |RNN output − Boosted conditional| (float64)",
     )
-    for c in ("round", "distinguisher", "r, η", "efficient s / h / T", "two-copy s / h / T", "bits", "error"):
-        t.add_column(c)
+    for c in ("round", "efficient s / h / T", "two-copy s / h / T", "bits", "error"):
+        t.add_column(c, no_wrap=c != "round")
     b = res["base"]
-    t.add_row("0", "q", "", f"{b['size']} / {b['hidden']} / {b['tau']}", "same", "", "")
+    t.add_row("0 (q)", f"{b['size']} / {b['hidden']} / {b['tau']}", "same", "", "", end_section=True)
     for row in res["rounds"]:
         cells = []
         for c in ("efficient", "two_copy"):
             m, f = row[c]["measured"], row[c]["formula"]
-            cells.append(f"{m['size']} / {m['hidden']} / {m['tau']}  [{f['size']} / {f['hidden']} / {f['tau']}]")
+            cells.append(f"{m['size']} / {m['hidden']} / {m['tau']}\n\\[{f['size']} / {f['hidden']} / {f['tau']}]")
         err = row["efficient"].get("max_abs_error_vs_boosted")
         t.add_row(
             str(row["round"]),
-            escape(row["distinguisher"]),
-            f"{row['offset']}, {row['eta']:.3f}",
             *cells,
             f"{row['efficient']['bit_size']} ({row['efficient']['graph_bit_size']})",
             "not run" if err is None else f"{err:.1e}",
@@ -263,23 +263,50 @@ def table(res: dict) -> Table:
     return t
 
 
+def rounds_table(res: dict) -> Table:
+    """Each round's distinguisher, offset r and step η, and the exact KL it leaves."""
+    t = Table(title=f"boosting rounds: KL(p̄‖q̄) = {res['kl_q']:.4f} before" if "kl_q" in res else "boosting rounds")
+    for c in ("round", "distinguisher", "r", "η", "KL after"):
+        t.add_column(c)
+    for row in res["rounds"]:
+        kl = row.get("kl")
+        t.add_row(
+            str(row["round"]),
+            escape(row["distinguisher"]),
+            str(row["offset"]),
+            f"{row['eta']:.3f}",
+            "" if kl is None else f"{kl:.4f}",
+        )
+    return t
+
+
 def draw(res: dict, out: Path) -> list[Path]:
-    from nextk.runs.plots import BOUND, integer_ticks, plt, save
+    from nextk.runs.plots import BOUND, log_y, plt, save, wrapped
 
     rounds = [0] + [r["round"] for r in res["rounds"]]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
+    # one colour per construction; measured: filled markers, formula: hollow markers on a dashed or dotted
+    # line; the two constructions drawn a little left and right of each round so equal values stay visible
+    styles = {"efficient": ("C0", "o", "--", -0.08), "two_copy": ("C1", "s", ":", 0.08)}
     for ax, key, label in zip(axes, ("size", "hidden", "tau"), ("size s (nodes)", "hidden set h", "RNN-time T")):
-        for c, marker in (("efficient", "o"), ("two_copy", "s")):
+        drawn = []
+        for c, (colour, marker, ls, dx) in styles.items():
+            xs = [t + dx for t in rounds]
             meas = [res["base"][key]] + [r[c]["measured"][key] for r in res["rounds"]]
             form = [res["base"][key]] + [r[c]["formula"][key] for r in res["rounds"]]
-            ax.plot(rounds, meas, marker, label=f"{c.replace('_', '-')} (measured)")
-            ax.plot(rounds, form, **BOUND, lw=0.8, label=f"{c.replace('_', '-')} (formula §9.6)")
-        ax.set_yscale("log")
+            name, drawn = c.replace("_", "-"), drawn + meas + form
+            ax.plot(xs, meas, marker, color=colour, ms=7, ls="none", label=f"{name}, measured")
+            ax.plot(
+                xs, form, ls=ls, marker=marker, mfc="none", ms=11, color=colour, lw=1, label=f"{name}, formula §9.6"
+            )
+        log_y(ax, [{"value": v, "low": v, "high": v} for v in drawn])
         ax.set_xlabel("boosting round t")
         ax.set_ylabel(label)
-        integer_ticks(ax)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"Lemma 3 vs §2.1's two copies: q = {res['q']}, p = {res['source']}, k = {res['k']}", fontsize=9)
+        ax.set_title(f"{label}: measured vs formula", fontsize=9)
+        ax.set_xticks(rounds)
+        ax.legend(fontsize=7)
+    title = f"Lemma 3 vs §2.1's two copies: q = {res['q']}, p = {res['source']}, k = {res['k']}"
+    fig.suptitle(wrapped(title, 150), fontsize=9)
     paths = [save(fig, out / "sizes.png")]
     fp = res.get("fixed_point")
     if fp:
@@ -291,11 +318,11 @@ def draw(res: dict, out: Path) -> list[Path]:
         ax.set_xlabel("fractional bits F' of the new nodes")
         ax.set_ylabel("output error")
         ax.legend(fontsize=8)
-        integer_ticks(ax)
+        ax.set_xticks(fb)  # the F' swept
         ax.set_title(f"round 1 in fixed point; q in (1, {fp['q_format'][1]}) bits", fontsize=9)
         paths.append(save(fig, out / "bits.png"))
     return paths
 
 
 def show(res: dict) -> list:
-    return [table(res)]
+    return [rounds_table(res), table(res)]

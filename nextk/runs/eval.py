@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from rich.markup import escape
 
 from nextk.checkpoint import load_model
 from nextk.console import progress_bar, quiet
@@ -187,7 +188,7 @@ def run_text(cfg: Config, *, log=quiet, progress: bool = False) -> dict:
         )
     docs = measure.documents(min(cfg.num_docs, measure.num_documents), seed=cfg.seed + 1)
     fit_docs = fit.documents(min(4096, fit.num_documents), seed=cfg.seed + 2)
-    log(f"{model!r}\n{corpus!r}: measuring on {len(docs)} documents, fitting on the fit part")
+    log(escape(f"{model!r}\n{corpus!r}") + f": measuring on {len(docs)} documents, fitting on the fit part")
     batch = max(1, 2**14 // cfg.length)
     loss = per_token_loss(model, docs, batch=batch, progress=progress)
     log(f"  per-token loss {fmt(loss)} nats (n={loss.n})")
@@ -246,21 +247,19 @@ def show(results: dict) -> list:
     from nextk.stats import fmt
 
     ws = results["windows"]
-    names = list(ws[0]["distinguishers"]) if ws else []
     t = Table(
-        title=f"{results['name']} ({results['parameters']:,} params) on {results['text']['path']}: per-token loss "
-        f"{fmt(results['loss'])} nats (n={results['loss']['n']})"
+        title=f"{escape(results['name'])} ({results['parameters']:,} params) on {escape(results['text']['path'])}"
     )
     t.add_column("k", justify="right")
-    for name in names:
-        t.add_column(name)
-    if ws and "learned" in ws[0]:
-        t.add_column("learned d")
+    t.add_column("quantity")
+    t.add_column("estimate [95% interval]", no_wrap=True)  # one row per quantity: intervals fit 80 columns
+    t.add_row("", f"per-token loss, nats (n={results['loss']['n']})", fmt(results["loss"]), end_section=True)
     for w in ws:
-        cells = [fmt(w["distinguishers"][n], signed=True) for n in names]
-        cells += [fmt(w["learned"], signed=True)] if "learned" in w else []
-        t.add_row(str(w["k"]), *cells)
-    t.caption = "paired advantage [95% interval] over measure documents; " + results["not_available"]
+        rows = [(escape(name), fmt(e, signed=True)) for name, e in w["distinguishers"].items()]
+        rows += [("learned d", fmt(w["learned"], signed=True))] if "learned" in w else []
+        for i, (name, cell) in enumerate(rows):
+            t.add_row(str(w["k"]) if i == 0 else "", name, cell, end_section=i == len(rows) - 1)
+    t.caption = "paired advantage [95% interval] over measure documents; " + escape(results["not_available"])
     return [t]
 
 

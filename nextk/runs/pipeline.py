@@ -11,6 +11,8 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
+
 from nextk.console import quiet
 from nextk.errors import InputError
 from nextk.runs import train as train_run
@@ -52,7 +54,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     for i, (module, fcfg) in enumerate(steps):
         kind = module.__name__.rsplit(".", 1)[-1]
         sub = out / f"{i}-{kind}"
-        log(f"[{kind}] on {results['train']['model']}")
+        log(escape(f"[{kind}] on {results['train']['model']}"))
         if kind == "eval":  # eval reports without writing a folder: the pipeline keeps its record
             prepare(sub, fcfg, force_new=force_new)
             res = module.run(fcfg, sub, log=log, progress=False)

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from nextk.console import quiet
@@ -77,39 +78,52 @@ def compact(cfg: dict) -> str:
 
 
 def run_table(res: dict) -> Table:
+    """One run: per size tried, its loss, excess loss, the paired decrease to the next size against δ (and
+    what the run's test did) and the TV ceiling; one row per quantity, so that every interval stays on one
+    line at 80 columns."""
     t = Table(
         title=f"size search: ε={res['eps']}, k={res['k']}, δ={res['delta']:.5f} nats/token; j₀={res['j0']} "
         f"from 1..{res['max_start']} (theory: 1..{res['theoretical_max_start']}); output j={res['stop_index']}"
     )
-    for c in ("j", "config", "params", "held-out loss", "excess loss", "decrease L_j − L_(j+1) vs δ", "TV at k"):
-        t.add_column(c)
+    t.add_column("j")
+    t.add_column("size")
+    t.add_column("quantity")
+    t.add_column("estimate [95% interval]", no_wrap=True)
     for j in res["tried"]:
         js = str(j)
         tv = res["measurement"].get(js, {}).get("windows", [{}])[0].get("tv")
-        t.add_row(
-            js + (" ←" if j == res["stop_index"] else ""),
-            compact(res["configs"][js]),
-            str(res["parameters"][js]),
-            fmt(res["losses"][js], 5),
-            fmt(res["excess"].get(js), 5),
-            decrease_cell(res, js),
-            fmt(tv),
-        )
+        rows = [("held-out loss", fmt(res["losses"][js], 5)), ("excess loss", fmt(res["excess"].get(js), 5))]
+        dec, decision = decrease_cell(res, js)
+        if dec:
+            rows += [(f"L_{j} − L_{j + 1}", dec), ("  vs δ", decision)]
+        if tv is not None:
+            rows.append((f"TV at k={res['k']}", fmt(tv)))
+        size = f"{escape(compact(res['configs'][js]))}, {res['parameters'][js]} params"
+        for i, (name, cell) in enumerate(rows):
+            first = i == 0
+            t.add_row(
+                (js + (" ←" if j == res["stop_index"] else "")) if first else "",
+                size if first else "",
+                name,
+                cell,
+                end_section=i == len(rows) - 1,
+            )
     t.caption = res["departs"]
     return t
 
 
-def decrease_cell(res: dict, js: str) -> str:
-    """The paired decrease with its interval, where it stands against δ, and what the run's test did."""
+def decrease_cell(res: dict, js: str) -> tuple[str, str]:
+    """The paired decrease with its interval, and where it stands against δ with what the run's test did
+    ("" when size j + 1 was not trained)."""
     dec = (res.get("decrease_estimates") or {}).get(js)
     if dec is None:
         point = res["decreases"].get(js)
-        return "" if point is None else f"{point:+.5f} {'>' if point > res['delta'] else '≤'} δ"
+        return ("", "") if point is None else (f"{point:+.5f}", f"{'>' if point > res['delta'] else '≤'} δ")
     delta = res["delta"]
     where = "above δ" if dec["low"] > delta else "below δ" if dec["high"] < delta else "δ inside"
     test = res.get("test", "point")
     moved = (dec["low"] if test == "interval" else dec["value"]) > delta
-    return f"{fmt(dec, 5, signed=True)} {where}; {test} test: {'move on' if moved else 'stop'}"
+    return fmt(dec, 5, signed=True), f"{where}; {test} test: {'move on' if moved else 'stop'}"
 
 
 def summary(res: dict) -> str:
@@ -130,11 +144,14 @@ def draw(results: dict, out: Path) -> list[Path]:
 
 
 def plot_run(res: dict, path: Path, source: str) -> Path:
-
-    from nextk.runs.plots import BOUND, errorbar, integer_ticks, plt, save
+    """Losses per size, the paired decreases against δ and, when the run measured them, the advantages
+    against the Theorem 3 bound (without measurements that panel is left out, not left blank)."""
+    from nextk.runs.plots import BOUND, errorbar, integer_ticks, plt, save, wrapped
 
     js = res["tried"]
-    fig, (a1, a3, a2) = plt.subplots(1, 3, figsize=(15, 4))
+    meas = res["measurement"]
+    fig, axes = plt.subplots(1, 3 if meas else 2, figsize=(15 if meas else 10, 4.2))
+    a1, a3 = axes[0], axes[1]
     loss = [res["losses"][str(j)] for j in js]
     errorbar(a1, js, loss, marker="o", label="held-out loss")
     a1.axvline(res["stop_index"], color="g", ls=":", label=f"output j={res['stop_index']}")
@@ -148,8 +165,8 @@ def plot_run(res: dict, path: Path, source: str) -> Path:
     a3.axhline(0, color="gray", lw=0.5)
     a3.set_ylabel("decrease (nats/token)")
     a3.set_title("decreases against δ", fontsize=9)
-    meas = res["measurement"]
     if meas:
+        a2 = axes[2]
         for key, label in (("tv", "TV ceiling"), ("learned", "learned")):
             vals = [meas[str(j)]["windows"][0].get(key) for j in js]
             if all(v is not None for v in vals):
@@ -157,11 +174,10 @@ def plot_run(res: dict, path: Path, source: str) -> Path:
         a2.plot(js, [meas[str(j)]["windows"][0]["theorem3"]["value"] for j in js], **BOUND, label="Theorem 3 bound")
         a2.axhline(res["eps"], color="gray", ls=":", label=f"ε = {res['eps']}")
         a2.set_ylabel(f"advantage at k={res['k']}")
-    else:
-        a2.set_visible(False)  # no advantage panel was measured
-    for ax in (a1, a3, a2) if meas else (a1, a3):
+        a2.set_title("advantages of each size", fontsize=9)
+    for ax in axes:
         ax.set_xlabel("size index j")
         ax.legend(fontsize=8)
-    integer_ticks(a1, a3, a2)
-    fig.suptitle(source, fontsize=10)
+    integer_ticks(*axes)
+    fig.suptitle(wrapped(source, 140 if meas else 100), fontsize=10)
     return save(fig, path)

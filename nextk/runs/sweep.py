@@ -64,7 +64,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from nextk.console import quiet
+from nextk.console import plain, quiet
 from nextk.errors import InputError, check_option
 from nextk.runs.common import RESULTS, config_from, prepare, read_json, write_json
 from nextk.runs.table import (
@@ -293,7 +293,7 @@ def run_cell(kind: str, config: dict, folder: Path, threads: int = 1) -> dict:
     with open(folder / LOG, "a") as fh:
 
         def log(*args, **kwargs):
-            fh.write(" ".join(str(a) for a in args) + "\n")
+            fh.write(plain(" ".join(str(a) for a in args)) + "\n")  # a text file: markup rendered away
             fh.flush()
 
         log(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}")
@@ -785,16 +785,17 @@ def default_out(spec) -> Path:
 
 
 def show(res: dict):
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(
-        title=f"sweep {res['name']}: {res['ok']} of {res['cells']} cells finished ({res['skipped']} skipped "
+        title=f"sweep {escape(res['name'])}: {res['ok']} of {res['cells']} cells finished ({res['skipped']} skipped "
         f"as already done), {len(res['failed'])} failed, {res['seconds']:.0f} s"
     )
     for c in ("failed cell", "attempts", "error"):
         t.add_column(c)
     for f in res["failed"]:
-        t.add_row(f["cell"], str(f["attempts"]), f["error"])
+        t.add_row(escape(f["cell"]), str(f["attempts"]), escape(f["error"]))  # data text, not markup
     t.caption = f"table: {', '.join(res['table'].values())} ({res['rows']} rows, {len(res['columns'])} columns)"
     return [t]
 

@@ -232,3 +232,26 @@ def test_every_section_reaches_violated_and_holds_states_its_rule(section):
     s = rule(draw(rng, 0.0))
     assert s["verdict"] in v.VERDICTS and s["rule"].startswith("Rule (stated before the data)")
     assert rule([])["verdict"] == v.NOT_SHOWN
+
+
+def test_same_document_half_alpha_check_is_an_identity_and_the_held_out_one_is_not():
+    """Why the check needs held-out columns: on the documents α_r came from, Δ(α_r/2) ≥ |S_r|α_r²/4 holds in
+    every random case (log(1 + u) ≤ u per document); with α fitted on other documents it fails in some."""
+    import torch
+
+    from nextk.boost import gain_per_doc
+
+    g = torch.Generator().manual_seed(0)
+    blocks, margins, held_out = [0, 2, 4], [], []
+    for _ in range(1000):
+        p_true = torch.rand(1, 6, generator=g, dtype=torch.float64)
+        beta = torch.rand(2, 30, 6, generator=g, dtype=torch.float64)  # (set, document, start)
+        D = (torch.rand(2, 30, 6, generator=g, dtype=torch.float64) < p_true).double()
+        alpha = [(D[i][:, blocks] - beta[i][:, blocks]).mean().item() for i in range(2)]
+        if not 0 <= alpha[0] <= 2:
+            continue
+        guarantee = len(blocks) * alpha[0] ** 2 / 4
+        margins.append(gain_per_doc(alpha[0] / 2, D[0], beta[0], blocks).mean().item() - guarantee)
+        held_out.append(gain_per_doc(alpha[0] / 2, D[1], beta[1], blocks).mean().item() - guarantee)
+    assert len(margins) > 300 and min(margins) >= -1e-12
+    assert sum(m < 0 for m in held_out) > 0.1 * len(held_out)

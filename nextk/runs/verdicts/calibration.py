@@ -52,7 +52,7 @@ POWER = 0.8
 # the violation size at which each rule reached 80% power in the run of docs/reproduce.md (2000 tables, seed 0);
 # the report re-measures its rates there
 STATED = {
-    "theorem3": 0.12, "size_trend": 0.025, "length_flat": 0.09, "lemma1": 0.06, "lemma4": 0.3, "theorem2": 0.015,
+    "theorem3": 0.12, "size_trend": 0.025, "length_flat": 0.07, "lemma1": 0.06, "lemma4": 0.3, "theorem2": 0.015,
     "barrier_sampling": 0.09, "barrier_learning": 0.12, "barrier_hidden": 0.12, "barrier_primes": 0.001,
 }  # fmt: skip
 

@@ -147,6 +147,10 @@ def test_lemma4_holds_and_violated_with_the_premise_met():
     s = v.lemma4([searched(i, True, learned=0.5, max_start=800) for i in range(40)])
     assert s["verdict"] == v.VIOLATED and any(c["kind"] == "output" and c["verdict"] == v.VIOLATED for c in s["checks"])
     assert v.lemma4([])["verdict"] == v.NOT_SHOWN
+    # a setting without the premise is no test: the section is decided on the one that met it
+    other = [searched(i, i < 2) | {"eps": 0.2} for i in range(10)]
+    s = v.lemma4(other + [searched(i, True, max_start=800) for i in range(40)])
+    assert s["verdict"] == v.HOLDS and "not from 1..N" in s["sentence"]
 
 
 # ---------------------------------------------------------------------------------------------- Theorem 2

@@ -198,6 +198,12 @@ def full_spec() -> dict:
                 "grid": {"train.width": [2, 8, 32], "train.seed": [0, 1, 2]},
             },
             {"name": "lemma4", "run": "search", "base": search, "grid": {"seed": list(range(40))}},
+            {  # Lemma 4's premise met: j₀ from 1..N (N = 64 at ε = 1), so its verdict can hold or be violated
+                "name": "lemma4-premise",
+                "run": "search",
+                "base": search | {"eps": 1.0, "max_start": premise_start(search | {"eps": 1.0}), "measure": False},
+                "grid": {"seed": list(range(40))},
+            },
             {
                 "name": "theorem2",
                 "run": "pipeline",
@@ -212,6 +218,15 @@ def full_spec() -> dict:
             },
         ],
     }
+
+
+def premise_start(search: dict) -> int:
+    """Lemma 4's N = ⌈10 log V/δ⌉ for a search config: j₀ drawn from 1..N meets the lemma's premise."""
+    from nextk.bounds import search_max_start
+    from nextk.sources import make_source
+
+    src = make_source(search["source"], **search["source_params"])
+    return search_max_start(search["eps"], search["k"], src.length, src.vocab_size)
 
 
 SPECS = {"quick": quick_spec, "full": full_spec}

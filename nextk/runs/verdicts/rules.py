@@ -134,10 +134,12 @@ def check(verdict_sentence: str, p_wrong: float, p_right: float, *, premise: str
     return {"sentence": verdict_sentence, "p_wrong": p_wrong, "p_right": p_right, "premise": premise, **extra}
 
 
-def decide(checks: list[dict], *, exists: bool = False, alpha: float = ALPHA) -> str:
+def decide(checks: list[dict], *, exists: bool = False, applicable: bool = False, alpha: float = ALPHA) -> str:
     """The section's verdict from its checks (the module docstring's rule); writes each check's own verdict:
     violated (Holm-rejected p_wrong), holds (p_right ≤ alpha, or Holm-rejected under `exists`), else not shown.
-    A check with an unmet premise cannot hold; a violation needs its premise met too."""
+    A check with an unmet premise cannot hold; a violation needs its premise met too. `applicable`: checks with an
+    unmet premise are no test of the claim (a setting that did not draw j₀ from 1..N): the section is decided on
+    the others, and is not shown when there are none."""
     wrong = holm([c["p_wrong"] if not c["premise"] else 1.0 for c in checks], alpha)
     right = holm([c["p_right"] for c in checks], alpha) if exists else [c["p_right"] <= alpha for c in checks]
     for c, w, r in zip(checks, wrong, right):
@@ -147,6 +149,10 @@ def decide(checks: list[dict], *, exists: bool = False, alpha: float = ALPHA) ->
     if any(wrong):
         return VIOLATED
     met = [c for c in checks if not c["premise"]]
+    if applicable:
+        checks = met
+        if not met:
+            return NOT_SHOWN
     if exists:
         return HOLDS if any(c["verdict"] == HOLDS for c in met) else NOT_SHOWN
     return HOLDS if len(met) == len(checks) and all(c["verdict"] == HOLDS for c in checks) else NOT_SHOWN
@@ -224,6 +230,7 @@ def conclude(
     *,
     whose: str = PAPER,
     exists: bool = False,
+    applicable: bool = False,
     more: list[str] | tuple[str, ...] = (),
     **extra,
 ) -> dict:
@@ -235,10 +242,13 @@ def conclude(
             key, title, claim, [], verdict=NOT_SHOWN, sentence=empty, figure=figure, whose=whose, rule=rule,
             evidence=list(more), **extra,
         )  # fmt: skip
-    verdict = decide(checks, exists=exists)
+    verdict = decide(checks, exists=exists, applicable=applicable)
     sentence = f"{head} {len(checks)} checks: {tally(checks)}."
     if verdict == NOT_SHOWN:
         sentence += " Not shown: " + (missing(checks) or "no place on the claimed side") + "."
+    elif any(c["premise"] for c in checks):
+        unmet = sorted({c["premise"] for c in checks if c["premise"]})
+        sentence += " Counted neither way (premise not met): " + "; ".join(unmet) + "."
     evidence = [f"[{c['verdict']}] {c['sentence']}" for c in checks] + list(more)
     return section(
         key, title, claim, checks, verdict=verdict, sentence=sentence, figure=figure, whose=whose, rule=rule,

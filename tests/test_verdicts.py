@@ -259,3 +259,28 @@ def test_same_document_half_alpha_check_is_an_identity_and_the_held_out_one_is_n
         held_out.append(gain_per_doc(alpha[0] / 2, D[1], beta[1], blocks).mean().item() - guarantee)
     assert len(margins) > 300 and min(margins) >= -1e-12
     assert sum(m < 0 for m in held_out) > 0.1 * len(held_out)
+
+
+def test_boost_table_rows_carry_limit_steps_infinite_gains_and_held_out_columns():
+    """The table keeps what the verdicts need: a limit step's kind (η = ±∞ is stored as null), the count of
+    held-out documents of zero probability behind a gain of −∞, and the held-out Lemma 1 columns when present."""
+    from nextk.runs.table import boost_rows
+
+    gain = {"value": None, "stderr": None, "low": None, "high": None, "n": 64, "documents_with_zero_probability": 3}
+    alpha = {"value": 0.2, "stderr": 0.01, "low": 0.18, "high": 0.22, "n": 64}
+    offset = {
+        "offset": 0,
+        "blocks": 6,
+        "eta": None,
+        "eta_choice": {"kind": "limit +inf"},
+        "alpha": alpha,
+        "gain": gain,
+        "alpha_fit": alpha | {"value": 0.21},
+        "gain_at_half_fit_alpha": alpha | {"value": 0.05},
+    }
+    res = {"k": 2, "length": 12, "search": {"offset": 0, "eta": None, "eta_kind": "limit +inf", "gain": gain,
+                                            "offsets": [offset]}}  # fmt: skip
+    (row,) = boost_rows(res, {"source": "dyck"})
+    assert row["chosen_eta"] is None and row["chosen_eta_kind"] == "limit +inf" and row["eta_kind"] == "limit +inf"
+    assert row["chosen_gain"] is None and row["chosen_gain_zero_probability"] == 3
+    assert row["alpha_fit"] == 0.21 and row["gain_at_half_fit_alpha"] == 0.05 and row["alpha_fit_stderr"] == 0.01

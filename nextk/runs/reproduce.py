@@ -378,7 +378,8 @@ def report_blocks(results: dict, made: dict, out: Path) -> list[tuple]:
         blocks += [
             ("h2", f"{i}. {s['title']}"),
             ("p", f"**{WHOSE.get(s.get('whose', 'paper'), 'Claim').capitalize()}.** {s['claim']}"),
-            ("p", f"**{s.get('rule', '')}** Measured error rates of this rule: {rate_sentence(cal.get(s['key']))}."),
+            ("p", f"**{s.get('rule', '')}** Each check: {s.get('test', 'see docs/reproduce.md')}."),
+            ("p", f"**Measured error rates of this rule:** {rate_sentence(cal.get(s['key']))}."),
             ("p", f"**Verdict:** {mark(s)}. {s['sentence']}"),
         ]
         ev = s.get("evidence") or []

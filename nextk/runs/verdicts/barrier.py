@@ -67,6 +67,7 @@ def barrier_sampling(rows: list[dict]) -> dict:
         "the sampling costs were not measured (no barrier run finished)",
         "product-first against every other sampler;",
         whose=NOTE,
+        test="per other sampler: growth difference, se² = se_a² + se_b², t with the smaller fit's n − 2 dof",
         more=stops,
     )
 
@@ -97,6 +98,7 @@ def barrier_learning(rows: list[dict]) -> dict:
         "learning by order was not measured (no barrier run finished)",
         "valid rate per d;",
         whose=NOTE,
+        test="per d: valid-rate difference, pooled two-proportion z test with continuity correction",
         exists=True,
         more=context,
     )
@@ -129,6 +131,7 @@ def barrier_hidden(rows: list[dict]) -> dict:
         "the hidden stream and seed prefix were not measured (no barrier run finished)",
         "valid rate per variant;",
         whose=NOTE,
+        test="per variant: valid-rate difference, pooled two-proportion z test with continuity correction",
         exists=True,
         more=context,
     )
@@ -154,6 +157,7 @@ def barrier_primes(rows: list[dict], tolerance: float = LI_TV_TOLERANCE) -> dict
         "no exact TV of the li approximation was computed",
         "exact TV per d;",
         whose=NOTE,
+        test="per d: exact TV (enumeration) against the tolerance; p-values 0 or 1",
         more=extra,
     )
 

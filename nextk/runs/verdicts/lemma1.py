@@ -120,6 +120,11 @@ def lemma1(rows: list[dict]) -> dict:
         "no boosting run was measured",
         f"{half} offsets and {len(runs)} searched steps;",
         whose=PAPER,
+        test=(
+            "per offset: Δ at η = α_fit/2 held out minus |S_r|α_fit²/4 (normal, delta method)"
+            "; per run: the searched held-out Δ minus m·a²/(4·min(k, m)), se_Δ + se_guarantee"
+            "; Δ = −∞ is a certain violation"
+        ),
     )
 
 

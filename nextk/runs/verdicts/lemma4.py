@@ -85,6 +85,11 @@ def lemma4(rows: list[dict], promised: float = PROMISED) -> dict:
         "no run of Algorithm 1 finished",
         f"{len(groups)} settings;",
         whose=PAPER,
+        test=(
+            f"per setting: the two-sizes share against {promised} by the score test (Wilson)"
+            f"; per output: |a| against ε like Theorem 3"
+            f"; premise: j₀ from 1..N"
+        ),
         applicable=True,  # a setting without j₀ from 1..N is no test of the lemma: reported, decided on the others
         more=[f"departs from the lemma: {d}" for d in departs],
     )

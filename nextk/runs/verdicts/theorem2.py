@@ -103,6 +103,10 @@ def theorem2(rows: list[dict]) -> dict:
         "no bit-size sweep was measured",
         f"{len(ms)} models over {len(lengths)} lengths; one bit size for all: {common if common else 'none shown'};",
         whose=PAPER,
+        test=(
+            f"per n: excess(b) − excess(float) against {TOLERANCE} nats/token, se_b + se_float"
+            f"; a violation needs a smaller n satisfied by a tested b"
+        ),
         more=evidence_alg2,
     )
 

@@ -66,7 +66,10 @@ def theorem3(rows: list[dict]) -> dict:
     out = conclude(
         KEY, TITLE, CLAIM, checks, {"kind": KEY, "points": points},
         "no trained model was measured: no row carries a Theorem 3 bound",
-        f"{len(points)} advantages of {len(models)} measured models;", whose=PAPER,
+        f"{len(points)} advantages of {len(models)} measured models;", whose=PAPER, test=(
+            "per advantage: |a| − B with se_a + se_B"
+            "; p(|a| > B) = 2·Φ((B − |â|)/s), p(|a| < B) = Φ((|â| − B)/s)"
+        ),
     )  # fmt: skip
     for p, c in zip(points, out["checks"]):
         p["status"] = {"violated": "violated", "holds": "under"}.get(c["verdict"], "undecided")

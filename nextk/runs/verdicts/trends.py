@@ -88,6 +88,7 @@ def size_trend(rows: list[dict]) -> dict:
         "no group of models with two or more sizes at the same source, n and k",
         f"{len(series)} groups (source, n, family, k);",
         whose=NEXTK,
+        test="per group: the slope on log2 size, Student-t with n − 2 dof, one-sided each way",
         exists=True,
     )
 
@@ -126,6 +127,10 @@ def length_flat(rows: list[dict], margin: float = FLAT_MARGIN) -> dict:
         "no group of models measured at two or more lengths n with the same k",
         f"{len(series)} groups (source, model, k);",
         whose=NEXTK,
+        test=(
+            f"per group: the change over the n range, two one-sided t tests against ±{margin}"
+            f"; growth: t against +{margin}"
+        ),
     )
 
 

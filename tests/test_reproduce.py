@@ -150,6 +150,8 @@ def test_reproduce_quick_end_to_end(tmp_path):
     assert res["sweep"]["ok"] == res["sweep"]["cells"] and res["seconds"] < 15 * 60
     md = (tmp_path / "report.md").read_text()
     assert all(s["title"] in md for s in res["sections"])
+    assert md.count("Measured error rates of this rule:** false 'violated'") == len(res["sections"])
+    assert set(res["calibration"]) == {s["key"] for s in res["sections"]}
     assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") >= 8
     assert (tmp_path / "table.csv").is_file() and (tmp_path / "table.json").is_file()
     assert v.theorem3(json.loads((tmp_path / "table.json").read_text()))["verdict"] != v.VIOLATED

@@ -2,9 +2,11 @@
 
 A built-in sweep (nextk.runs.sweep; `SPECS[budget]`) trains and measures what each claim needs; the analysis
 (nextk.runs.verdicts, pure functions of the sweep table) turns the table into one section per claim, each ending
-in "holds", "violated" or "not shown" with the numbers and intervals behind it. The folder holds report.md,
-a self-contained report.html (figures embedded), the table (table.json, .csv, .parquet), figures/*.png with the
-JSON each is drawn from (figures/*.json), results.json (every section) and cells/ (every run of the sweep).
+in "holds", "violated" or "not shown" with the numbers and intervals behind it, decided by a rule stated before
+the data whose error rates the report re-measures by simulation (nextk.runs.verdicts.calibration). The folder
+holds report.md, a self-contained report.html (figures embedded), the table (table.json, .csv, .parquet),
+figures/*.png with the JSON each is drawn from (figures/*.json), results.json (every section) and cells/ (every
+run of the sweep).
 
 `--budget quick` fits in 15 minutes on 2 CPU cores (tiny Dyck languages, GRU widths 2–16, a few seeds, a reduced
 barrier report); `--budget full` is meant for a cluster (`--backend ray`): larger sources, sizes and seeds.

@@ -1,6 +1,7 @@
 """The measured error rates of every verdict rule (nextk.runs.verdicts.calibration): at the claim's boundary a
-false "violated" at most 5% (plus Monte Carlo slack), and at the stated violation size power above a floor and
-a false "holds" at most 5%. A few hundred synthetic tables per section, a seed other than the docs' run."""
+false "violated" and a "holds" (sampled rules) each at most 5% plus Monte Carlo slack, and at the stated
+violation size power above a floor and a false "holds" at most 5%. A few hundred synthetic tables per section,
+a seed other than the docs' run."""
 
 import math
 
@@ -18,6 +19,8 @@ def test_rule_error_rates(section):
     c = calibration.calibrate(section, tables=TABLES, effects=(calibration.STATED[section],), seed=11)
     assert c.false_violated.value <= 0.05 + SLACK, c.false_violated
     assert c.false_holds[0].value <= 0.05 + SLACK, c.false_holds[0]
+    if section != "barrier_primes":  # exact: a TV equal to the tolerance is "at most" it, so "holds" is right there
+        assert c.false_holds_at_boundary.value <= 0.05 + SLACK, c.false_holds_at_boundary  # e.g. "falls" at slope 0
     assert c.power[0].value >= 0.6, c.power[0]  # the docs' run measured ≥ 0.8 here
     assert c.false_violated.n == TABLES and "synthetic tables" in c.false_violated.method
 

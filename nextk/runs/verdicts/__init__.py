@@ -14,6 +14,7 @@ from nextk.runs.verdicts.barrier import (
     barrier_hidden,
     barrier_learning,
     barrier_primes,
+    barrier_rows,
     barrier_sampling,
 )
 from nextk.runs.verdicts.lemma1 import lemma1
@@ -27,14 +28,28 @@ from nextk.runs.verdicts.rules import (
     PAPER,
     VERDICTS,
     VIOLATED,
+    conclude,
+    decide,
     est,
+    holm,
     iv,
+    model_label,
     num,
     ok_rows,
+    section,
+    tally,
 )
 from nextk.runs.verdicts.theorem2 import TOLERANCE, theorem2
-from nextk.runs.verdicts.theorem3 import distinguishers, theorem3
-from nextk.runs.verdicts.trends import FLAT_MARGIN, length_flat, size_trend, slope
+from nextk.runs.verdicts.theorem3 import abs_interval, distinguishers, theorem3
+from nextk.runs.verdicts.trends import (
+    FLAT_MARGIN,
+    length_flat,
+    size_trend,
+    slope,
+    trend_groups,
+    trend_points,
+    trend_value,
+)
 
 ANALYSES = (
     theorem3,
@@ -57,7 +72,8 @@ def analyse(rows: list[dict]) -> list[dict]:
 
 __all__ = [
     "ALPHA", "ANALYSES", "FLAT_MARGIN", "HOLDS", "LI_TV_TOLERANCE", "NEXTK", "NOTE", "NOT_SHOWN", "PAPER", "PROMISED",
-    "TOLERANCE", "VERDICTS", "VIOLATED", "analyse", "barrier_hidden", "barrier_learning", "barrier_primes",
-    "barrier_sampling", "distinguishers", "est", "iv", "length_flat", "lemma1", "lemma4", "num", "ok_rows",
-    "size_trend", "slope", "theorem2", "theorem3",
+    "TOLERANCE", "VERDICTS", "VIOLATED", "abs_interval", "analyse", "barrier_hidden", "barrier_learning",
+    "barrier_primes", "barrier_rows", "barrier_sampling", "conclude", "decide", "distinguishers", "est", "holm", "iv",
+    "length_flat", "lemma1", "lemma4", "model_label", "num", "ok_rows", "section", "size_trend", "slope", "tally",
+    "theorem2", "theorem3", "trend_groups", "trend_points", "trend_value",
 ]  # fmt: skip

@@ -2,9 +2,11 @@
 
 A built-in sweep (nextk.runs.sweep; `SPECS[budget]`) trains and measures what each claim needs; the analysis
 (nextk.runs.verdicts, pure functions of the sweep table) turns the table into one section per claim, each ending
-in "holds", "violated" or "not shown" with the numbers and intervals behind it. The folder holds report.md,
-a self-contained report.html (figures embedded), the table (table.json, .csv, .parquet), figures/*.png with the
-JSON each is drawn from (figures/*.json), results.json (every section) and cells/ (every run of the sweep).
+in "holds", "violated" or "not shown" with the numbers and intervals behind it, decided by a rule stated before
+the data whose error rates the report re-measures by simulation (nextk.runs.verdicts.calibration). The folder
+holds report.md, a self-contained report.html (figures embedded), the table (table.json, .csv, .parquet),
+figures/*.png with the JSON each is drawn from (figures/*.json), results.json (every section) and cells/ (every
+run of the sweep).
 
 `--budget quick` fits in 15 minutes on 2 CPU cores (tiny Dyck languages, GRU widths 2–16, a few seeds, a reduced
 barrier report); `--budget full` is meant for a cluster (`--backend ray`): larger sources, sizes and seeds.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,11 +28,12 @@ from nextk.runs import reproduce_figures as figures
 from nextk.runs.common import RESULTS, prepare, read_json, write_json
 from nextk.runs.sweep import CELLS, execute_sweep
 from nextk.runs.table import read_table
-from nextk.runs.verdicts import HOLDS, NOT_SHOWN, VIOLATED, analyse
+from nextk.runs.verdicts import HOLDS, NEXTK, NOT_SHOWN, NOTE, VIOLATED, analyse
 
 BUDGETS = ("quick", "full")
 DYCK = {"n_types": 1, "max_depth": 3}
 MAX_EVIDENCE = 25  # evidence lines printed per section (all of them are in results.json and the figure JSON)
+CALIBRATION_TABLES = 400  # synthetic tables per rate the report re-measures (nextk.runs.verdicts.calibration)
 
 
 def quick_spec() -> dict:
@@ -196,6 +200,12 @@ def full_spec() -> dict:
                 "grid": {"train.width": [2, 8, 32], "train.seed": [0, 1, 2]},
             },
             {"name": "lemma4", "run": "search", "base": search, "grid": {"seed": list(range(40))}},
+            {  # Lemma 4's premise met: j₀ from 1..N (N = 64 at ε = 1), so its verdict can hold or be violated
+                "name": "lemma4-premise",
+                "run": "search",
+                "base": search | {"eps": 1.0, "max_start": premise_start(search | {"eps": 1.0}), "measure": False},
+                "grid": {"seed": list(range(40))},
+            },
             {
                 "name": "theorem2",
                 "run": "pipeline",
@@ -210,6 +220,15 @@ def full_spec() -> dict:
             },
         ],
     }
+
+
+def premise_start(search: dict) -> int:
+    """Lemma 4's N = ⌈10 log V/δ⌉ for a search config: j₀ drawn from 1..N meets the lemma's premise."""
+    from nextk.bounds import search_max_start
+    from nextk.sources import make_source
+
+    src = make_source(search["source"], **search["source_params"])
+    return search_max_start(search["eps"], search["k"], src.length, src.vocab_size)
 
 
 SPECS = {"quick": quick_spec, "full": full_spec}
@@ -264,6 +283,9 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         "sweep": {k: v for k, v in summary.items() if k != "columns"},
         **analyse_folder(out),
     }
+    from nextk.runs.verdicts.calibration import summary
+
+    results["calibration"] = summary(tables=CALIBRATION_TABLES)
     results["seconds"] = time.perf_counter() - t0
     write_json(out / RESULTS, jsonable(results))
     draw(results, out)
@@ -308,7 +330,21 @@ def draw(results: dict, out: Path) -> list[Path]:
     return [*made.values(), out / "report.md", out / "report.html"]
 
 
-MARK = {HOLDS: "✅ holds", VIOLATED: "❌ violated", NOT_SHOWN: "➖ not shown at this budget"}
+WORDS = {HOLDS: "holds", VIOLATED: "violated", NOT_SHOWN: "not shown at this budget"}
+OBSERVED = {HOLDS: "observed", VIOLATED: "opposite observed", NOT_SHOWN: "not shown at this budget"}
+WHOSE = {
+    NEXTK: "nextk's observation (not a claim of the paper)",
+    NOTE: "claim of the note",
+    "paper": "claim of the paper",
+}
+TOKEN = re.compile(r"\[\[(holds|violated|not shown)\|([^\]]+)\]\]")  # a verdict in a block: [[verdict|words]]
+
+
+def mark(s: dict) -> str:
+    """A section's verdict as a token the renderers draw: bold text in Markdown, a styled label in HTML (text and
+    CSS, no emoji: a page must read the same without an emoji font). nextk's observations say 'observed'."""
+    words = (OBSERVED if s.get("whose") == NEXTK else WORDS)[s["verdict"]]
+    return f"[[{s['verdict']}|{words}]]"
 
 
 def report_blocks(results: dict, made: dict, out: Path) -> list[tuple]:
@@ -320,8 +356,10 @@ def report_blocks(results: dict, made: dict, out: Path) -> list[tuple]:
             "p",
             "Every claim of “Provable Long-Range Benefits of Next-Token Prediction” (Cao & Vempala) and of the "
             "note on the autoregressive barrier that nextk can measure, each ending in a verdict computed from the "
-            "measurements: **holds**, **violated** or **not shown** (at this budget). Intervals are 95%. How to "
-            "read them: docs/reproduce.md.",
+            "measurements: **holds**, **violated** or **not shown** (at this budget), by a rule stated before the data "
+            "whose error rates are measured by simulation (each section says both). nextk's own observations, which "
+            "are not claims of the paper, are labelled so and say **observed**. Intervals are 95%. How to read "
+            "them: docs/reproduce.md.",
         ),
         (
             "p",
@@ -331,13 +369,20 @@ def report_blocks(results: dict, made: dict, out: Path) -> list[tuple]:
             f"{', table.parquet' if 'parquet' in sw.get('table', {}) else ''}); "
             f"{results.get('seconds', 0):.0f} s.",
         ),
-        ("table", ["claim", "verdict"], [[s["title"], MARK[s["verdict"]]] for s in results["sections"]]),
+        (
+            "table",
+            ["claim", "whose", "verdict"],
+            [[s["title"], WHOSE.get(s.get("whose", "paper"), ""), mark(s)] for s in results["sections"]],
+        ),
     ]
+    cal = results.get("calibration") or {}
     for i, s in enumerate(results["sections"], 1):
         blocks += [
             ("h2", f"{i}. {s['title']}"),
-            ("p", f"**Claim.** {s['claim']}"),
-            ("p", f"**Verdict: {MARK[s['verdict']]}.** {s['sentence']}"),
+            ("p", f"**{WHOSE.get(s.get('whose', 'paper'), 'Claim').capitalize()}.** {s['claim']}"),
+            ("p", f"**{s.get('rule', '')}** Each check: {s.get('test', 'see docs/reproduce.md')}."),
+            ("p", f"**Measured error rates of this rule:** {rate_sentence(cal.get(s['key']))}."),
+            ("p", f"**Verdict:** {mark(s)}. {s['sentence']}"),
         ]
         ev = s.get("evidence") or []
         if ev:
@@ -356,7 +401,14 @@ def report_blocks(results: dict, made: dict, out: Path) -> list[tuple]:
     return blocks
 
 
+def rate_sentence(rates: dict | None) -> str:
+    from nextk.runs.verdicts.calibration import sentence
+
+    return sentence(rates)
+
+
 def markdown(blocks: list[tuple]) -> str:
+    blocks = [tuple(TOKEN.sub(r"**\2**", x) if isinstance(x, str) else _md_rows(x) for x in b) for b in blocks]
     lines = []
     for b in blocks:
         kind = b[0]
@@ -376,8 +428,15 @@ def markdown(blocks: list[tuple]) -> str:
     return "\n".join(lines)
 
 
+def _md_rows(x):
+    """Table rows (lists of cells) with their verdict tokens in Markdown."""
+    if isinstance(x, list):
+        return [_md_rows(c) for c in x]
+    return TOKEN.sub(r"**\2**", x) if isinstance(x, str) else x
+
+
 def _inline(text: str) -> str:
-    """Markdown's **bold** and `code` in escaped HTML."""
+    """Markdown's **bold** and `code` in escaped HTML; a verdict token as a styled label."""
     out, parts = html.escape(text), []
     for i, chunk in enumerate(out.split("**")):
         parts.append(f"<strong>{chunk}</strong>" if i % 2 else chunk)
@@ -385,13 +444,17 @@ def _inline(text: str) -> str:
     parts = []
     for i, chunk in enumerate(out.split("`")):
         parts.append(f"<code>{chunk}</code>" if i % 2 else chunk)
-    return "".join(parts)
+    return TOKEN.sub(lambda m: f'<span class="verdict v-{m[1].replace(" ", "-")}">{m[2]}</span>', "".join(parts))
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
 img{max-width:100%;border:1px solid #eee}li{margin:2px 0;font-size:0.93em}code{background:#f4f4f4}
-.caption{color:#555;font-size:0.85em}"""
+.caption{color:#555;font-size:0.85em}
+.verdict{font-weight:bold;padding:1px 7px;border-radius:3px;border:1px solid;white-space:nowrap}
+.v-holds{background:#e3f4e6;color:#14532d;border-color:#14532d}
+.v-violated{background:#fbe4e4;color:#7f1d1d;border-color:#7f1d1d}
+.v-not-shown{background:#f0f0f0;color:#333;border-color:#777;border-style:dashed}"""
 
 
 def to_html(blocks: list[tuple], out: Path) -> str:
@@ -430,5 +493,5 @@ def show(results: dict):
     t.add_column("verdict")
     t.add_column("why")
     for s in results["sections"]:
-        t.add_row(s["title"], MARK[s["verdict"]], s["sentence"])
+        t.add_row(s["title"], TOKEN.sub(r"\2", mark(s)), s["sentence"])
     return [t]

@@ -125,6 +125,9 @@ def boost_rows(res: dict, config: dict) -> list[dict]:
         "chosen_offset": s.get("offset"),
     }
     head |= {"chosen_eta": s.get("eta"), "lemma1_guarantee_overall": s.get("lemma1_guarantee_overall")}
+    # a limit step η = ±∞ is stored as null: its kind says which; a held-out gain of −∞ as null with its count
+    head |= {"chosen_eta_kind": s.get("eta_kind")}
+    head |= {"chosen_gain_zero_probability": (s.get("gain") or {}).get("documents_with_zero_probability")}
     head |= {"lemma1_guarantee_tight": s.get("lemma1_guarantee_tight")}
     head |= estimate("chosen_gain", s.get("gain")) | estimate("kl_before", res.get("kl_before"))
     head |= estimate("kl_after", res.get("kl_after"))
@@ -135,6 +138,11 @@ def boost_rows(res: dict, config: dict) -> list[dict]:
         row |= {"lemma1_guarantee": o.get("lemma1_guarantee")} | estimate(
             "gain_at_half_alpha", o.get("gain_at_half_alpha")
         )
+        # Lemma 1 fitted on one set, measured on another (nextk.runs.verdicts.lemma1), when the run records them
+        row |= estimate("alpha_fit", o.get("alpha_fit")) | estimate(
+            "gain_at_half_fit_alpha", o.get("gain_at_half_fit_alpha")
+        )
+        row |= {"eta_kind": (o.get("eta_choice") or {}).get("kind")}
         rows.append(head | row)
     return rows or [head]
 

@@ -78,7 +78,9 @@ class OffsetReport:
     eta_choice: dict
     gain: dict
     lemma1_guarantee: float
-    gain_at_half_alpha: dict
+    gain_at_half_alpha: dict  # Δ(α_r/2) on the documents α_r came from: ≥ |S_r|α_r²/4 there is an identity
+    alpha_fit: dict  # α_r on the fitting documents (the ones η was chosen on)
+    gain_at_half_fit_alpha: dict  # Δ at η = α_fit/2 on the held-out documents: Lemma 1's check, fit apart from test
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,6 +139,7 @@ def boost(
         choices[r] = choice
         alpha = mean_estimate((test[0][:, blocks] - test[1][:, blocks]).mean(1), f"held-out p documents, {how}")
         half = alpha.value / 2
+        alpha_fit = mean_estimate((fit[0][:, blocks] - fit[1][:, blocks]).mean(1), f"fitting p documents, {how}")
         reports.append(
             OffsetReport(
                 offset=r,
@@ -147,6 +150,10 @@ def boost(
                 gain=gain_estimate(choice.eta, *test, blocks, "held-out p documents", proven=choice.proof is not None),
                 lemma1_guarantee=len(blocks) * alpha.value**2 / 4,
                 gain_at_half_alpha=mean_estimate(gain_per_doc(half, *test, blocks), "held-out p documents").to_dict(),
+                alpha_fit=alpha_fit.to_dict(),
+                gain_at_half_fit_alpha=mean_estimate(
+                    gain_per_doc(alpha_fit.value / 2, *test, blocks), "held-out p documents, η = α_fit/2"
+                ).to_dict(),
             )
         )
     chosen = max(reports, key=lambda rep: choices[rep.offset].gain)

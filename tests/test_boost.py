@@ -359,3 +359,27 @@ def test_rejection_refuses_instead_of_hanging_when_q_has_no_mass_on_d(monkeypatc
     b = boost(q, lambda x, start, k: x[:, start : start + k].sum(1) == k, 2, offset=0, eta=math.inf, length=6)
     with pytest.raises(InputError, match="no window accepted in 50 proposals"):
         b.sample(4, generator=0, method="rejection")
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_lemma1_held_out_columns_reach_the_verdict(k):
+    """boost records α_r on the fitting documents and Δ at η = α_fit/2 on the held-out ones; each interval
+    holds the exact value (α_r by enumeration, Δ at that η by tests/references.py), and the Lemma 1 verdict
+    reads them instead of saying "not shown: needs held-out"."""
+    from nextk.runs.table import boost_rows
+    from nextk.runs.verdicts.lemma1 import lemma1
+
+    d = RandomD(20 + k)
+    auto = boost(Q, d, k, p=P, num_docs=4000, seed=1)
+    m = P.length - k + 1
+    for o in auto.search_["offsets"]:
+        blocks = list(range(o["offset"], m, k))
+        a, g = o["alpha_fit"], o["gain_at_half_fit_alpha"]
+        assert a["low"] <= exact_alpha(d, k, blocks) <= a["high"]
+        exact_gain = ref.gain(P, Q, d, k, o["offset"], a["value"] / 2, 2, 6)
+        assert g["low"] <= exact_gain <= g["high"]
+    rows = boost_rows({"k": k, "length": P.length, "search": auto.search_}, {"source": "hmm"})
+    section = lemma1(rows)
+    half = [c for c in section["checks"] if c["kind"] == "half_alpha"]
+    assert len(half) == k and all(c["premise"] == "" for c in half)  # no "needs held-out" premise left
+    assert any(c["verdict"] == "holds" for c in half)

@@ -128,6 +128,7 @@ COMMON = {
     ),
     "progress": (bool, typer.Option(True, help="show progress bars")),
 }
+THREADS_HELP = "torch threads in this process and its workers (default: NEXTK_THREADS, else 1; nextk/threads.py)"
 
 
 def command(
@@ -183,8 +184,19 @@ def command(
             inspect.Parameter(c, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info, annotation=annotation)
         )
     names = {f.name for f in fields}
+    threads = typer.Option(None, help=THREADS_HELP)  # the thread policy, on every command (nextk/threads.py)
+    params.append(
+        inspect.Parameter("threads", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=threads, annotation=Optional[int])
+    )
 
     def run_command(ctx: typer.Context, **values):
+        if (threads := values.pop("threads")) is not None:
+            from nextk.threads import set_threads
+
+            try:
+                set_threads(threads)
+            except ValueError as e:
+                fail(e)
         for key, parse in parsers.items():
             values[key] = parse(rename.get(key, key), values[key])
         if isinstance(values.get("checkpoint"), str) and not values["checkpoint"].startswith("hf:"):

@@ -132,6 +132,30 @@ def test_bad_input():
         tv_advantage(Dyck(4, 2, 30), Dyck(4, 2, 30), 8)
 
 
+def test_one_document_is_refused_before_an_interval_of_nan():
+    p, q, d = next(pairs())
+    for est in ("paired", "rao_blackwell"):
+        with pytest.raises(InputError, match="num_docs=1.*at least 2"):
+            advantage(d, p, q, 2, num_docs=1, estimator=est)
+    with pytest.raises(InputError, match="num_docs=1"):
+        tv_advantage(p, q, 2, num_docs=1)
+    e = advantage(d, p, q, 2, num_docs=2, estimator="paired")
+    assert math.isfinite(e.low) and math.isfinite(e.high)
+
+
+def test_checker_refuses_windows_outside_the_string():
+    p = Dyck(1, 2, 6)
+    x = p.sample(3, generator=0)
+    valid = p.checks["valid"]
+    with pytest.raises(InputError, match="start must be ≥ 0, got -1"):
+        valid(x, -1, 2)
+    with pytest.raises(InputError, match="start must be ≥ 0, got -2"):
+        valid(x, torch.tensor([0, -2, 1]), 2)
+    with pytest.raises(InputError, match="past the string length 6"):
+        valid(x, 5, 2)
+    assert valid(x, 4, 2).all()  # a sampled Dyck string is valid in every window
+
+
 @pytest.mark.parametrize("n,k", [(11, 4), (10, 2), (20, 3), (10, 7), (9, 9), (6, 1), (6, 4)])
 def test_bounds_formulas(n, k):
     """Expected values by plain arithmetic: m = n − k + 1 and blocks = max(1, m // k) (docs/theory.md §3–5)."""

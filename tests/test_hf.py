@@ -13,6 +13,8 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
+import warnings
 
 import pytest
 import torch
@@ -97,6 +99,32 @@ def test_loaded_model_scores_as_transformers_does(tiny):
     assert torch.allclose(model.log_probs(x), plain.log_probs(x), atol=1e-6, rtol=0)
     assert torch.allclose(model.log_prob(x), plain.log_prob(x), atol=1e-5, rtol=0)
     assert model.logits(x).shape == (5, N, 3) and model.logits(x).requires_grad  # for fine-tuning
+
+
+def test_no_deprecation_warning_from_transformers(tiny):
+    """transformers ≥ 5.2x deprecates `past_key_values` (removed in 5.40): as a FutureWarning for the argument
+    and a logged warning for the output's attribute. Both are errors here, so the adapter must use `cache`."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    model, _ = tiny
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    hf_logging.get_logger("transformers").addHandler(handler)
+    hf_logging.warning_once.cache_clear()  # a warning already given once in this session must show again
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)  # transformers' deprecations are FutureWarnings
+            state = model.start(2)
+            model.step(state, torch.tensor([0, 1]))
+            model.sample(2, 3, generator=0)
+            model.branch_windows(torch.tensor([[0, 1, 2, 1]]), [1, 3], 2, num=2, generator=0)
+            HuggingFace(model.hf, None)  # the probe forward
+    finally:
+        hf_logging.get_logger("transformers").removeHandler(handler)
+    assert not [r.getMessage() for r in records if "deprecat" in r.getMessage().lower()]
 
 
 def test_padded_cache_rows_step_as_alone(tiny):
@@ -217,6 +245,25 @@ def test_bad_models_are_named(tmp_path, with_tokenizer):
     assert q.bos_token_id == q.tokenizer.bos_token_id == 0  # the tokenizer's BOS
     with pytest.raises(InputError, match="context"):
         q.log_prob(torch.zeros(1, 33, dtype=torch.long))
+
+
+def test_truncated_weights_and_missing_local_folders_are_named_at_once(tmp_path, monkeypatch):
+    folder = hf_tools.save_tiny(tmp_path / "cut", "gpt2", 50)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        HuggingFace.from_pretrained(folder)
+    r = cli(f"eval hf:{folder} --text builtin:tales.txt")
+    assert r.exit_code == 2 and "truncated or corrupt" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    t0 = time.perf_counter()
+    with pytest.raises(CheckpointError, match="runs/gpt2.*does not exist"):  # one "/", but runs/ is a folder here
+        HuggingFace.from_pretrained("runs/gpt2")
+    r = cli("eval hf:runs/gpt2 --text builtin:tales.txt")
+    assert r.exit_code == 2 and "does not exist" in r.output
+    assert time.perf_counter() - t0 < 5  # checked on disk, never retried against the Hub
 
 
 # ---- the corpus ------------------------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def command(
             if isinstance(default, list):  # a comma list shown as typed (None when empty), or a repeatable option
                 default = (",".join(map(str, default)) or None) if annotation is str else None
             flag = "--" + rename.get(f.name, f.name).replace("_", "-")
-            decls = [f"{flag}/--no-{flag[2:]}"] if annotation is bool else [flag]
+            decls = [f"{flag}/--no-{flag[2:]}"] if annotation in (bool, Optional[bool]) else [flag]
             info = typer.Option(default, *decls, help=text, metavar="A,B,…" if parser and annotation is str else None)
         params.append(
             inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info, annotation=annotation)

@@ -299,8 +299,10 @@ def test_corpus_bad_input(with_tokenizer, tmp_path):
     q = HuggingFace.from_pretrained(with_tokenizer)
     short = tmp_path / "short.txt"
     short.write_text("Too short.\n")
-    with pytest.raises(InputError, match="no text is as long as one document"):
-        Corpus(short, q, 64)
+    with pytest.raises(InputError, match="tokens in all, fewer than one document of 64 tokens"):
+        Corpus(short, q, 64)  # packed by default: too little text even then
+    with pytest.raises(InputError, match="no text is as long as one document.*--pack"):
+        Corpus(short, q, 64, pack=False)
     with pytest.raises(InputError, match="does not exist"):
         Corpus(tmp_path / "none.txt", q, 8)
     (tmp_path / "bad.jsonl").write_text('{"body": "x"}\n')
@@ -451,6 +453,8 @@ def test_eval_command_bad_input(with_tokenizer, tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("Too short.\n")
     r = cli(f"eval hf:{with_tokenizer} --text {short} --doc-length 12")
+    assert r.exit_code == 2 and "fewer than one document of 12 tokens" in r.output
+    r = cli(f"eval hf:{with_tokenizer} --text {short} --doc-length 12 --no-pack")
     assert r.exit_code == 2 and "no text is as long as one document" in r.output
     r = cli(f"eval hf:{with_tokenizer} --k 40 --doc-length 12")
     assert r.exit_code == 2 and "longer than the model's context of 32 tokens" in r.output

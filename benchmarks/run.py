@@ -7,6 +7,7 @@ import traceback
 import advantage_throughput
 import boost_trie
 import common
+import demo_under_load
 import hmm_throughput
 import train_throughput
 
@@ -21,6 +22,7 @@ BENCHMARKS = {
     "Advantage estimation": advantage_throughput,
     "Boosted conditionals": boost_trie,
     **({"Advantage on a Hugging Face model": hf_advantage} if hf_advantage else {}),
+    "`nextk demo` on a shared machine": demo_under_load,  # last: several demo runs, minutes each
 }
 
 if __name__ == "__main__":

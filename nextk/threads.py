@@ -107,11 +107,18 @@ def idle_cores() -> int:
 
 
 def threads_for_work(multiply_adds: float) -> int:
-    """Threads for a model whose one call costs `multiply_adds`: the explicit choice when there is one; else one
-    thread below HEAVY_WORK, and the idle cores above it. Applies and returns the count."""
+    """Threads for a model whose one call costs `multiply_adds`: the explicit choice when there is one (or a user's
+    own OMP_NUM_THREADS); else one thread below HEAVY_WORK, and the idle cores above it. Applies and returns it."""
     n = chosen_threads()
     if n is None:
-        n = DEFAULT_THREADS if multiply_adds < HEAVY_WORK else idle_cores()
+        own = os.environ.get("OMP_NUM_THREADS", "").strip()  # a user's own setting stands, as in apply_policy
+        n = (
+            parse_threads(own, "OMP_NUM_THREADS")
+            if own
+            else DEFAULT_THREADS
+            if multiply_adds < HEAVY_WORK
+            else idle_cores()
+        )
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(n)
         return n

@@ -95,6 +95,8 @@ def test_library_import_applies_the_policy():
 
 def test_heavy_work_takes_idle_cores_unless_a_choice_was_made(monkeypatch):
     monkeypatch.setattr(threads, "idle_cores", lambda: 4)
+    assert threads.threads_for_work(1e12) == 1  # this session's OMP_NUM_THREADS=1 stands
+    monkeypatch.delenv("OMP_NUM_THREADS")
     assert threads.threads_for_work(1e6) == 1
     assert threads.threads_for_work(1e12) == 4
     threads.set_threads(2)

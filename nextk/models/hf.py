@@ -46,6 +46,7 @@ from nextk.errors import CheckpointError, InputError
 from nextk.lm import State, check_tokens, normalize_prefix
 from nextk.stats import mean_estimate
 
+CALL_TOKENS = 64  # tokens of a typical forward call, for the thread policy's work estimate
 LOGIT_BUDGET = 2**26  # logits materialised per forward chunk (elements: 256 MiB of float32)
 BLOCK = 256  # tokens per block of the two-level sampler (`categorical`)
 ATTENTION_BUDGET = 2**24  # query × key scores per row and head in one branched forward
@@ -282,7 +283,12 @@ class HuggingFace(nn.Module):
                 tokenizer = None  # a model without a tokenizer works on token ids
         model.to(device)
         model.eval()
-        return cls(model, tokenizer, bos_token_id=bos_token_id, name=str(name_or_path))
+        out = cls(model, tokenizer, bos_token_id=bos_token_id, name=str(name_or_path))
+        if out.device.type == "cpu":  # a large network gains from the idle cores (the thread policy, nextk/threads.py)
+            from nextk.threads import threads_for_work
+
+            threads_for_work(2 * out.num_parameters * CALL_TOKENS)
+        return out
 
     def _resolve_bos(self, given: int | None) -> int:
         tok, cfg = self.tokenizer, self.hf.config

@@ -53,10 +53,13 @@ def window_log_probs(model: LanguageModel, state: State, k: int) -> Tensor:
 
 
 def sample_windows(model: LanguageModel, state: State, k: int, generator: torch.Generator) -> Tensor:
-    """One window per row drawn from q(·|prefix) by k batched steps: (B, k)."""
+    """One window per row drawn from q(·|prefix) by k batched steps: (B, k), on the generator's device. A model
+    with its own exact sampler `sample_next(log_probs, generator)` draws with it (the HF adapter's two-level
+    inverse CDF: at V = 50k far cheaper than torch.multinomial); others through `sample_categorical`."""
+    draw = getattr(model, "sample_next", sample_categorical)
     out = []
     for j in range(k):
-        tok = sample_categorical(state.log_probs, generator)
+        tok = draw(state.log_probs, generator)
         out.append(tok)
         if j + 1 < k:
             state, _ = model.step(state, tok)

@@ -161,6 +161,22 @@ def test_sample_and_branch_windows_follow_the_model(tiny):
         assert ref.chi_square_pvalue(w[0, j], wins) > 1e-3
 
 
+def test_windows_sampled_through_the_adapter_follow_the_exact_window_law(tiny):
+    """sample_windows on the adapter (its own sampler, sample_next) against q's exact window law from the plain
+    forward, after a prefix: chi-square over the 27 windows of 3 tokens."""
+    from nextk.advantage import sample_windows
+
+    model, plain = tiny
+    prefix = torch.tensor([1, 0, 2])
+    state = states_along(model, prefix[None].expand(6000, -1))[-1]
+    w = sample_windows(model, state, 3, torch.Generator().manual_seed(4))
+    assert w.device.type == "cpu" and w.shape == (6000, 3)
+    wins = all_strings(3, 3)
+    full = torch.cat([prefix.expand(len(wins), -1), wins], 1)
+    law = plain.log_probs(full)[:, 3:].gather(-1, wins[..., None]).sum((1, 2)).exp()
+    assert ref.chi_square_pvalue(w, dict(zip(map(tuple, wins.tolist()), law.tolist()))) > 1e-3
+
+
 @pytest.mark.parametrize("v", [3, 300, 1000])
 def test_two_level_sampler_draws_the_softmax(v):
     """categorical (blocks of 256 tokens, then a token inside the block) against softmax(logits), with

@@ -97,7 +97,8 @@ def tokenize(texts: list[str], tokenizer) -> tuple[list[list[int]], int | None, 
 
 class Corpus:
     """Windows of `length` tokens of a text collection, sampled uniformly: the truth p when only
-    samples of it exist. `Corpus(path_or_texts, tokenizer, length, stride=…)`; `.fit` and `.measure`
+    samples of it exist. `Corpus(path_or_texts, tokenizer, length, stride=…, pack=…)` (pack: None = when the
+    texts are mostly shorter than a document, module docstring); `.fit` and `.measure`
     are the disjoint parts (same object type, `part` set), `.documents()` every window of a part in a
     seeded order, `.sample(num, generator=…)` uniform draws with replacement.
 

@@ -93,16 +93,17 @@ def tokenizer():
 
 
 def eval_vs_forward(folder: str, ks: str, num_docs: int, length: int, repeats: int) -> dict:
-    """Wall time of `nextk eval hf:FOLDER` (a fresh process, default text and options but --k, --num-docs and
-    --doc-length) against the time of the model forward passes it needs: the same run in this process with
-    hooks on the network that time every forward and count its tokens, and those tokens at the raw forward rate."""
+    """Wall time of `nextk eval hf:FOLDER` (a fresh process, default text and options but --k, --num-docs,
+    --doc-length and --no-learned: the learned distinguisher's fit trains its own GRU, not model forwards)
+    against the time of the model forward passes it needs: the same run in this process with hooks on the
+    network that time every forward and count its tokens, and those tokens at the raw forward rate."""
     import subprocess
     import time
 
     from nextk.models.hf import HuggingFace
     from nextk.runs.eval import Config, run_text
 
-    args = ["--k", ks, "--num-docs", str(num_docs), "--doc-length", str(length)]
+    args = ["--k", ks, "--num-docs", str(num_docs), "--doc-length", str(length), "--no-learned"]
     nextk = str(Path(sys.executable).with_name("nextk"))
     t0 = time.perf_counter()
     out = subprocess.run([nextk, "eval", f"hf:{folder}", *args, "--json"], capture_output=True, text=True)
@@ -125,19 +126,19 @@ def eval_vs_forward(folder: str, ks: str, num_docs: int, length: int, repeats: i
         def after(module, args, output):
             spent["forward_s"] += time.perf_counter() - spent["t0"]
 
-        q.hf.register_forward_pre_hook(before, with_kwargs=True)
-        q.hf.register_forward_hook(after)
+        spent["hooks"] = [q.hf.register_forward_pre_hook(before, with_kwargs=True), q.hf.register_forward_hook(after)]
         return q
 
     HuggingFace.from_pretrained = classmethod(hooked)
     try:
         t0 = time.perf_counter()
-        run_text(
-            Config(checkpoint=f"hf:{folder}", ks=[int(k) for k in ks.split(",")], num_docs=num_docs, length=length)
-        )
+        ks_ = [int(k) for k in ks.split(",")]
+        run_text(Config(checkpoint=f"hf:{folder}", ks=ks_, num_docs=num_docs, length=length, learned=False))
         inside = time.perf_counter() - t0
     finally:
         HuggingFace.from_pretrained = classmethod(original)
+    for hook in spent.get("hooks", []):  # the raw forward below is not the run's
+        hook.remove()
     q = spent["model"]
     raw = raw_forward(q.hf, q.vocab_size, max(1, 2**14 // length), length, repeats)
     at_raw = spent["tokens"] / raw
@@ -247,7 +248,7 @@ def main(k=None, docs=None, length=None, base_docs=None, repeats=None):
     result = {"ratio": r, "fraction": frac, "windows_per_s": w_fast, "raw_tokens_per_s": raw}
     if name is None and device == "cpu":  # the command itself on the same model, with a tokenizer
         folder = build(layers, width, vocab, max(128, length), folder_only=True)
-        result |= eval_vs_forward(folder, size("1,2,4,8", "1,2"), size(200, 8), size(64, 16), repeats)
+        result |= eval_vs_forward(folder, size("1,2,4,8", "1,2"), size(64, 8), size(64, 16), repeats)
     return result
 
 

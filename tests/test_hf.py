@@ -465,6 +465,20 @@ def test_eval_command_on_real_text(with_tokenizer, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "run" / "results.json").read_text())["loss"] == res["loss"]
 
 
+def test_eval_command_packs_a_file_of_short_lines(with_tokenizer, tmp_path):
+    """Every line shorter than a document: the command packs them (the default for such a file) and measures."""
+    q = HuggingFace.from_pretrained(with_tokenizer)
+    names = ("Ada", "Bram", "Cora", "Dov", "Eli", "Fay")
+    lines = [f"{names[i % 6]} saw {i % 7} geese." for i in range(300)]
+    assert max(len(q.encode(t)) for t in lines) < 16
+    short = tmp_path / "short.txt"
+    short.write_text("\n".join(lines) + "\n")
+    res = cli_json(f"eval hf:{with_tokenizer} --text {short} --doc-length 16 --k 2 --num-docs 8 --no-learned")
+    assert res["text"]["packed"] and res["text"]["measure_documents"] > 0 and res["loss"]["n"] == 8
+    assert res["text"]["documents_spanning_texts"] == res["text"]["documents"]
+    assert res["windows"][0]["k"] == 2 and res["windows"][0]["distinguishers"]
+
+
 def test_eval_command_bad_input(with_tokenizer, tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("Too short.\n")

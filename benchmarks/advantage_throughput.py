@@ -1,12 +1,17 @@
 """Advantage estimation (paired Monte Carlo, every start of every document): windows judged per second
-by `nextk.advantage(..., estimator="paired")` against the cached-state loop a user would write, with
-the model steps per second as a fraction of the model's raw batched forward throughput.
+by `nextk.advantage(..., estimator="paired")` against the strongest loop a user would write, with the
+model steps per second as a fraction of the model's raw batched forward throughput, and where the time goes.
 
-Baseline: step each document once (start/step along it, keeping the state after every prefix), then
-for each start i in a Python loop sample that start's window for all documents from the cached state
-(k steps of a copy) and judge the true and the sampled windows with one call each.
-nextk: the same cached pass, then all (document, start) windows branched at once in k batched steps
-and judged in one call with per-row starts.
+Baseline (the strongest plain loop): sample the documents, step each document once keeping the state after
+every prefix (cached states), then for each start i in a Python loop sample that start's window for all
+documents from the cached state (k steps of a copy); finally judge all true windows in one call of d and all
+sampled windows in one call (per-row starts), as nextk does.
+nextk: the same cached pass, then all (document, start) windows branched at once in k batched steps and
+judged in one call per side.
+
+Breakdown: the stages of nextk's paired path timed alone (sampling p's documents, the cached pass along them,
+the k batched window steps, d on both sides); "model" is the part spent in the network (cached pass + window
+steps), the rest is the budget the estimator itself controls.
 
 Run: .venv/bin/python benchmarks/advantage_throughput.py      (BENCH_SMALL=1 or --small: a quick check)
 """
@@ -14,46 +19,66 @@ Run: .venv/bin/python benchmarks/advantage_throughput.py      (BENCH_SMALL=1 or 
 import torch
 from common import Counting, best_of, fmt, raw_forward, setup, size
 
-from nextk.advantage import advantage
-from nextk.lm import make_generator
+from nextk.advantage import advantage, sample_windows
+from nextk.lm import State, make_generator, states_along
 from nextk.models import GRU
 from nextk.sources import Dyck
 from nextk.stats import mean_estimate
 
 HEADER = (
-    "| advantage, paired | nextk | cached-state loop | ratio | model steps/s ÷ raw forward tok/s | estimates |\n"
+    "| advantage, paired | nextk | strongest loop | ratio | model steps/s ÷ raw forward tok/s | estimates |\n"
     "|---|---|---|---|---|---|"
 )
 
 
 @torch.no_grad()
 def cached_loop(d, p, q, k: int, num_docs: int, seed: int):
-    """The baseline: one pass along the documents keeping every prefix state, then per start a window
-    sampled from the cached state for all documents at once, judged against the true window."""
+    """The baseline: cached prefix states, per start a window sampled for all documents at once, then one call
+    of d per side over every (document, start) window."""
     g = make_generator(seed)
     x = p.sample(num_docs, generator=g)
     m = p.length - k + 1
-    state = q.start(num_docs)
-    states = [state]
-    for t in range(m - 1):
-        state, _ = q.step(state, x[:, t])
-        states.append(state)
-    per = torch.zeros(num_docs, m, dtype=torch.float64)
+    states = states_along(q, x[:, : m - 1])
+    fakes, trues, starts = [], [], []
     for i in range(m):
         s, toks = states[i], []
         for j in range(k):
-            tok = torch.multinomial(s.log_probs.exp(), 1, generator=g).squeeze(1)
+            tok = torch.multinomial(s.log_probs.double().exp(), 1, generator=g).squeeze(1)
             toks.append(tok)
             if j + 1 < k:
                 s, _ = q.step(s, tok)
-        fake = torch.cat([x[:, :i], torch.stack(toks, 1)], 1)
-        per[:, i] = d(x[:, : i + k], i, k).double() - d(fake, i, k).double()
-    return mean_estimate(per.mean(1), "cached-state loop")
+        fake = x.clone()
+        fake[:, i : i + k] = torch.stack(toks, 1)
+        fakes.append(fake)
+        trues.append(x)
+        starts.append(torch.full((num_docs,), i))
+    st = torch.cat(starts)
+    diff = d(torch.cat(trues), st, k).double() - d(torch.cat(fakes), st, k).double()
+    return mean_estimate(diff.reshape(m, num_docs).mean(0), "strongest loop")
+
+
+@torch.no_grad()
+def stages(d, p, q, k: int, num_docs: int, repeats: int) -> dict:
+    """Seconds of each stage of nextk's paired path, timed alone (best of `repeats`)."""
+    m = p.length - k + 1
+    x = p.sample(num_docs, generator=make_generator(0))
+    cached = states_along(q, x[:, : m - 1])
+    batch = State.cat([cached[i] for i in range(m)])
+    true = x.repeat_interleave(m, 0)
+    st = torch.arange(m).repeat(num_docs)
+    fns = {
+        "sample p": lambda: p.sample(num_docs, generator=make_generator(0)),
+        "cached pass": lambda: states_along(q, x[:, : m - 1]),
+        "branch states": lambda: State.cat([cached[i] for i in range(m)]),
+        "window steps": lambda: sample_windows(q, batch, k, make_generator(0)),
+        "d, both sides": lambda: (d(true, st, k), d(true, st, k)),
+    }
+    return {name: t for name, (t, _) in best_of(fns, repeats, rounds=1).items()}
 
 
 def main(k=4, docs=None, length=None, hidden=64, repeats=None):
     setup()
-    docs, length, repeats = docs or size(64, 8), length or size(64, 16), repeats or size(3, 1)
+    docs, length, repeats = docs or size(64, 8), length or size(64, 16), repeats or size(5, 1)
     p = Dyck(n_types=2, max_depth=8, length=length)
     q = GRU(p.vocab_size, hidden)
     d = p.checks["valid"]
@@ -77,10 +102,24 @@ def main(k=4, docs=None, length=None, hidden=64, repeats=None):
     per = steps / windows
     print(
         f"  {per:.2f} model steps per window (k − 1 = {k - 1} branched + {per - (k - 1):.2f} for the pass along "
-        f"the documents); window-tokens/s {fmt(w_fast * per)}; raw forward = best of `model.logits` on "
-        f"({windows}, {k}) and ({docs}, {length}); at the raw forward rate the limit is {fmt(raw / per)} windows/s"
+        f"the documents); raw forward = best of `model.logits` on ({windows}, {k}) and ({docs}, {length}); at the "
+        f"raw forward rate the limit is {fmt(raw / per)} windows/s"
     )
-    return {"ratio": r, "fraction": frac, "windows_per_s": w_fast, "raw_tokens_per_s": raw}
+    parts = stages(d, p, q, k, docs, repeats)
+    total = t["nextk"][0]
+    model = parts["cached pass"] + parts["window steps"]
+    shown = ", ".join(f"{name} {1000 * s:.1f} ms" for name, s in parts.items())
+    print(
+        f"  nextk {1000 * total:.1f} ms: {shown}; the network {1000 * model:.1f} ms ({model / total:.0%}), "
+        f"at the raw forward rate it would take {1000 * steps / raw:.1f} ms"
+    )
+    floor = parts["sample p"] + parts["d, both sides"] + steps / raw  # what any estimator of this kind must spend
+    print(
+        f"  ceilings with this source and checker: even with the network at its raw forward rate and nothing else "
+        f"spent, nextk would take {1000 * floor:.1f} ms: at most {t['loop'][0] / floor:.1f}× the strongest loop "
+        f"(which spends the same sampling and d) and {steps / raw / floor:.2f} of the raw forward"
+    )
+    return {"ratio": r, "fraction": frac, "windows_per_s": w_fast, "raw_tokens_per_s": raw, "stages_s": parts}
 
 
 if __name__ == "__main__":

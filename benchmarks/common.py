@@ -17,14 +17,13 @@ SMALL = os.environ.get("BENCH_SMALL", "") not in ("", "0") or "--small" in sys.a
 
 
 def setup() -> None:
-    """THREADS (2 by default: the project's machines have 2 cores) for PyTorch and NumPy's BLAS."""
-    torch.set_num_threads(THREADS)
-    try:
-        from threadpoolctl import threadpool_limits
+    """THREADS (2 by default: the project's machines have 2 cores) for PyTorch and NumPy's BLAS, through nextk's
+    one thread mechanism (nextk/threads.py: also NumPy's BLAS when threadpoolctl is installed)."""
+    import numpy  # noqa: F401  (loaded first, so its BLAS pool is limited too)
 
-        threadpool_limits(THREADS)
-    except ImportError:  # NumPy then uses its own default
-        pass
+    from nextk.threads import set_threads
+
+    set_threads(THREADS)
 
 
 def size(real, small):

@@ -23,6 +23,7 @@ Run: .venv/bin/python benchmarks/hf_advantage.py      (BENCH_SMALL=1 or --small:
 """
 
 import sys
+from pathlib import Path
 
 import torch
 from common import best_of, fmt, setup, size
@@ -49,8 +50,9 @@ def option(name: str, default=None):
     return sys.argv[sys.argv.index(flag) + 1] if flag in sys.argv[:-1] else default
 
 
-def build(layers: int, width: int, vocab: int, context: int, device: str = "cpu"):
-    """A randomly initialised GPT-2 saved and loaded back through HuggingFace.from_pretrained."""
+def build(layers: int, width: int, vocab: int, context: int, device: str = "cpu", folder_only: bool = False):
+    """A randomly initialised GPT-2 saved and loaded back through HuggingFace.from_pretrained (or its folder,
+    saved with a tokenizer: a byte-level BPE trained on nextk's tales, padded with unused tokens to `vocab`)."""
     import tempfile
 
     from transformers import AutoModelForCausalLM, GPT2Config
@@ -71,7 +73,83 @@ def build(layers: int, width: int, vocab: int, context: int, device: str = "cpu"
         model = AutoModelForCausalLM.from_config(cfg)
     folder = tempfile.mkdtemp(prefix="nextk-bench-gpt2-")
     model.save_pretrained(folder)
+    if folder_only:
+        tokenizer()(vocab).save_pretrained(folder)
+        return folder
     return HuggingFace.from_pretrained(folder, device=device)
+
+
+def tokenizer():
+    """A function vocab → a BPE trained on nextk's tales (tests/hf_tools.py), padded to `vocab` tokens."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.hf_tools import trained_tokenizer
+
+    def make(vocab: int):
+        tok = trained_tokenizer(min(vocab, 1000))
+        tok.add_tokens([f"<|unused{i}|>" for i in range(vocab - len(tok))], special_tokens=True)
+        return tok
+
+    return make
+
+
+def eval_vs_forward(folder: str, ks: str, num_docs: int, length: int, repeats: int) -> dict:
+    """Wall time of `nextk eval hf:FOLDER` (a fresh process, default text and options but --k, --num-docs,
+    --doc-length and --no-learned: the learned distinguisher's fit trains its own GRU, not model forwards)
+    against the time of the model forward passes it needs: the same run in this process with hooks on the
+    network that time every forward and count its tokens, and those tokens at the raw forward rate."""
+    import subprocess
+    import time
+
+    from nextk.models.hf import HuggingFace
+    from nextk.runs.eval import Config, run_text
+
+    args = ["--k", ks, "--num-docs", str(num_docs), "--doc-length", str(length), "--no-learned"]
+    nextk = str(Path(sys.executable).with_name("nextk"))
+    t0 = time.perf_counter()
+    out = subprocess.run([nextk, "eval", f"hf:{folder}", *args, "--json"], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise RuntimeError(f"nextk eval failed: {out.stdout[-1500:]}{out.stderr[-1500:]}")
+    spent = {"forward_s": 0.0, "tokens": 0, "calls": 0}
+    original = HuggingFace.from_pretrained.__func__
+
+    def hooked(cls, *a, **kw):
+        q = original(cls, *a, **kw)
+        spent["model"] = q
+
+        def before(module, args, kwargs):
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            spent["tokens"] += ids.numel()
+            spent["calls"] += 1
+            spent["t0"] = time.perf_counter()
+
+        def after(module, args, output):
+            spent["forward_s"] += time.perf_counter() - spent["t0"]
+
+        spent["hooks"] = [q.hf.register_forward_pre_hook(before, with_kwargs=True), q.hf.register_forward_hook(after)]
+        return q
+
+    HuggingFace.from_pretrained = classmethod(hooked)
+    try:
+        t0 = time.perf_counter()
+        ks_ = [int(k) for k in ks.split(",")]
+        run_text(Config(checkpoint=f"hf:{folder}", ks=ks_, num_docs=num_docs, length=length, learned=False))
+        inside = time.perf_counter() - t0
+    finally:
+        HuggingFace.from_pretrained = classmethod(original)
+    for hook in spent.get("hooks", []):  # the raw forward below is not the run's
+        hook.remove()
+    q = spent["model"]
+    raw = raw_forward(q.hf, q.vocab_size, max(1, 2**14 // length), length, repeats)
+    at_raw = spent["tokens"] / raw
+    print(
+        f"| `nextk eval hf:` {q.num_parameters / 1e6:.1f}M-parameter GPT-2, {' '.join(args)} | wall {wall:.1f} s "
+        f"(in-process run {inside:.1f} s) | model forwards {spent['forward_s']:.1f} s ({spent['calls']:,} calls, "
+        f"{spent['tokens']:,} tokens; {at_raw:.1f} s at the raw rate {fmt(raw)} tok/s) "
+        f"| wall ÷ forwards **{wall / spent['forward_s']:.1f}×** (target ≤ 3×), ÷ raw-rate forwards "
+        f"{wall / at_raw:.1f}× |"
+    )
+    return {"eval_wall_s": wall, "eval_run_s": inside, "forward_s": spent["forward_s"], "forward_at_raw_s": at_raw}
 
 
 @torch.no_grad()
@@ -79,6 +157,8 @@ def plain_loop(hf, bos: int, d, x: torch.Tensor, k: int, seed: int):
     """The baseline a transformers user writes: one cached forward per document, the cache cut per start,
     k − 1 single-token steps per window."""
     from transformers import DynamicCache
+
+    from nextk.models.hf import cache_kwarg, out_cache
 
     dev = next(hf.parameters()).device
     g = torch.Generator(device=dev).manual_seed(seed)
@@ -89,7 +169,7 @@ def plain_loop(hf, bos: int, d, x: torch.Tensor, k: int, seed: int):
     for doc in x:
         ids = torch.cat([torch.tensor([bos], device=dev), doc[: m - 1]])[None]
         out = hf(input_ids=ids, use_cache=True)
-        layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        layers = [(layer.keys, layer.values) for layer in out_cache(out).layers]
         fake = doc.repeat(m, 1)
         for i in range(m):
             cache = DynamicCache([(kk[:, :, : i + 1].clone(), vv[:, :, : i + 1].clone()) for kk, vv in layers])
@@ -99,11 +179,11 @@ def plain_loop(hf, bos: int, d, x: torch.Tensor, k: int, seed: int):
             for j in range(1, k):
                 res = hf(
                     input_ids=tok[None],
-                    past_key_values=cache,
+                    **{cache_kwarg(hf): cache},
                     position_ids=torch.tensor([[i + j]], device=dev),
                     use_cache=True,
                 )
-                cache = res.past_key_values
+                cache = out_cache(res)
                 tok = torch.multinomial(torch.softmax(res.logits[0, -1].double(), -1), 1, generator=g)
                 fake[i, i + j] = tok[0]
         starts = torch.arange(m, device=dev)
@@ -165,7 +245,11 @@ def main(k=None, docs=None, length=None, base_docs=None, repeats=None):
         f"limit is {fmt(raw / k)} windows/s; baseline timed on {base_docs} documents; {device}, "
         f"{torch.get_num_threads()} CPU threads"
     )
-    return {"ratio": r, "fraction": frac, "windows_per_s": w_fast, "raw_tokens_per_s": raw}
+    result = {"ratio": r, "fraction": frac, "windows_per_s": w_fast, "raw_tokens_per_s": raw}
+    if name is None and device == "cpu":  # the command itself on the same model, with a tokenizer
+        folder = build(layers, width, vocab, max(128, length), folder_only=True)
+        result |= eval_vs_forward(folder, size("1,2,4,8", "1,2"), size(64, 8), size(64, 16), repeats)
+    return result
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ import traceback
 import advantage_throughput
 import boost_trie
 import common
+import demo_under_load
 import hmm_throughput
+import thread_crossover
 import train_throughput
 
 try:  # the Hugging Face row needs the hf extra
@@ -21,6 +23,8 @@ BENCHMARKS = {
     "Advantage estimation": advantage_throughput,
     "Boosted conditionals": boost_trie,
     **({"Advantage on a Hugging Face model": hf_advantage} if hf_advantage else {}),
+    "Threads: where a second one pays": thread_crossover,
+    "`nextk demo` on a shared machine": demo_under_load,  # last: several demo runs, minutes each
 }
 
 if __name__ == "__main__":

@@ -23,6 +23,13 @@ ESTIMATORS = ("auto", "paired", "rao_blackwell", "exact")
 WINDOW_BUDGET = 4096  # "auto": Rao–Blackwellise while V^k windows fit, else pair
 
 
+def check_sample_docs(num_docs: int, estimator: str) -> None:
+    """A sampled estimate needs ≥ 2 documents: its interval comes from their spread (one gives [nan, nan])."""
+    check_docs(num_docs)
+    if estimator != "exact" and num_docs < 2:
+        raise InputError(f"num_docs={num_docs}: a sampled estimate needs at least 2 documents for its interval")
+
+
 def resolve_estimator(estimator: str, vocab_size: int, k: int) -> str:
     """The one default (docs/theory.md §2): "auto" is Rao–Blackwellised (exact inner expectations)
     while V^k ≤ WINDOW_BUDGET, paired Monte Carlo beyond; every other name is taken as given."""
@@ -46,10 +53,13 @@ def window_log_probs(model: LanguageModel, state: State, k: int) -> Tensor:
 
 
 def sample_windows(model: LanguageModel, state: State, k: int, generator: torch.Generator) -> Tensor:
-    """One window per row drawn from q(·|prefix) by k batched steps: (B, k)."""
+    """One window per row drawn from q(·|prefix) by k batched steps: (B, k), on the generator's device. A model
+    with its own exact sampler `sample_next(log_probs, generator)` draws with it (the HF adapter's two-level
+    inverse CDF: at V = 50k far cheaper than torch.multinomial); others through `sample_categorical`."""
+    draw = getattr(model, "sample_next", sample_categorical)
     out = []
     for j in range(k):
-        tok = sample_categorical(state.log_probs, generator)
+        tok = draw(state.log_probs, generator)
         out.append(tok)
         if j + 1 < k:
             state, _ = model.step(state, tok)
@@ -110,7 +120,7 @@ def advantage(
     estimator: "auto" (default: Rao–Blackwellised while V^k ≤ 4096, else paired), "paired",
     "rao_blackwell" or "exact"; the Estimate's method names the one used."""
     estimator = resolve_estimator(estimator, p.vocab_size, k)
-    check_docs(num_docs)
+    check_sample_docs(num_docs, estimator)
     n = p.length
     m = check_window(k, n)
     v = p.vocab_size
@@ -173,7 +183,7 @@ def tv_advantage(
     """Advantage of the optimal distinguisher d* = 1[p(w|x_{<i}) > q(w|x_{<i})]: the average total
     variation (1/m) Σ_i E_p TV(p_k(·|x_{<i}), q_k(·|x_{<i})), the ceiling for every d (docs/theory.md §2)."""
     check_option("estimator", estimator, ("rao_blackwell", "exact"))
-    check_docs(num_docs)
+    check_sample_docs(num_docs, estimator)
     require_exact(p)
     n, v = p.length, p.vocab_size
     m = check_window(k, n)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from nextk import __version__
-from nextk.cli_build import EXTRA, command
+from nextk.cli_build import EXTRA, THREADS_HELP, command
 from nextk.cli_support import console, fail, ks_option, source_args
 
 app = typer.Typer(
@@ -31,8 +32,16 @@ def version(value: bool):
 
 
 @app.callback()
-def main_options(_: bool = typer.Option(False, "--version", callback=version, is_eager=True, help="print the version")):
-    pass
+def main_options(
+    _: bool = typer.Option(False, "--version", callback=version, is_eager=True, help="print the version"),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+):
+    from nextk.threads import apply_policy, set_threads  # the thread policy (nextk/threads.py): torch not loaded
+
+    try:
+        set_threads(threads) if threads is not None else apply_policy()
+    except ValueError as e:  # a bad --threads or NEXTK_THREADS
+        fail(e)
 
 
 @app.command()

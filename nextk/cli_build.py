@@ -128,6 +128,7 @@ COMMON = {
     ),
     "progress": (bool, typer.Option(True, help="show progress bars")),
 }
+THREADS_HELP = "torch threads in this process and its workers (default: NEXTK_THREADS, else 1; nextk/threads.py)"
 
 
 def command(
@@ -168,7 +169,7 @@ def command(
             if isinstance(default, list):  # a comma list shown as typed (None when empty), or a repeatable option
                 default = (",".join(map(str, default)) or None) if annotation is str else None
             flag = "--" + rename.get(f.name, f.name).replace("_", "-")
-            decls = [f"{flag}/--no-{flag[2:]}"] if annotation is bool else [flag]
+            decls = [f"{flag}/--no-{flag[2:]}"] if annotation in (bool, Optional[bool]) else [flag]
             info = typer.Option(default, *decls, help=text, metavar="A,B,…" if parser and annotation is str else None)
         params.append(
             inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info, annotation=annotation)
@@ -183,8 +184,19 @@ def command(
             inspect.Parameter(c, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info, annotation=annotation)
         )
     names = {f.name for f in fields}
+    threads = typer.Option(None, help=THREADS_HELP)  # the thread policy, on every command (nextk/threads.py)
+    params.append(
+        inspect.Parameter("threads", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=threads, annotation=Optional[int])
+    )
 
     def run_command(ctx: typer.Context, **values):
+        if (threads := values.pop("threads")) is not None:
+            from nextk.threads import set_threads
+
+            try:
+                set_threads(threads)
+            except ValueError as e:
+                fail(e)
         for key, parse in parsers.items():
             values[key] = parse(rename.get(key, key), values[key])
         if isinstance(values.get("checkpoint"), str) and not values["checkpoint"].startswith("hf:"):

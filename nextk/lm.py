@@ -32,6 +32,9 @@ import torch
 from torch import Tensor
 
 from nextk.errors import InputError
+from nextk.threads import apply_policy
+
+apply_policy()  # every library entry point runs on a deliberate thread count (nextk/threads.py)
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,61 @@ def test_bad_input():
         tv_advantage(Dyck(4, 2, 30), Dyck(4, 2, 30), 8)
 
 
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_paired_path_equals_a_plain_loop_with_the_same_draws(k):
+    """The cached, branched, one-call paired estimator against a plain loop: every (start, document) row's
+    conditionals from q's teacher-forced log_probs on the row's own string (no cached states), its window
+    drawn from them with the same generator in the same order (k draws over all rows, start-major), and d
+    called on each row alone. Same seed → the same number."""
+    p, q, d, n, num = Dyck(1, 2, 6), HMM.random(3, 2, 6, seed=5, stay=0.6), RandomD(3), 6, 7
+    got = advantage(d, p, q, k, num_docs=num, estimator="paired", seed=11)
+    g = torch.Generator().manual_seed(11)
+    x = p.sample(num, generator=g)
+    m = n - k + 1
+    rows = [(i, b) for i in range(m) for b in range(num)]  # start-major, documents in order
+    windows = [[] for _ in rows]
+    for _ in range(k):
+        strings = [
+            torch.cat([x[b, :i], torch.tensor(windows[r], dtype=torch.long), torch.zeros(1, dtype=torch.long)])
+            for r, (i, b) in enumerate(rows)
+        ]
+        probs = torch.stack([q.log_probs(s[None])[0, -1].double().exp() for s in strings])
+        for r, tok in enumerate(torch.multinomial(probs, 1, generator=g)[:, 0].tolist()):
+            windows[r].append(tok)
+    per = torch.zeros(num, m, dtype=torch.float64)
+    for r, (i, b) in enumerate(rows):
+        fake = x[b].clone()
+        fake[i : i + k] = torch.tensor(windows[r])
+        per[b, i] = float(d(x[b][None], i, k)[0]) - float(d(fake[None], i, k)[0])
+    want = per.mean(1)
+    assert got.n == num and abs(got.value - want.mean().item()) < 1e-12
+    assert abs(got.stderr - (want.std() / math.sqrt(num)).item()) < 1e-12
+
+
+def test_one_document_is_refused_before_an_interval_of_nan():
+    p, q, d = next(pairs())
+    for est in ("paired", "rao_blackwell"):
+        with pytest.raises(InputError, match="num_docs=1.*at least 2"):
+            advantage(d, p, q, 2, num_docs=1, estimator=est)
+    with pytest.raises(InputError, match="num_docs=1"):
+        tv_advantage(p, q, 2, num_docs=1)
+    e = advantage(d, p, q, 2, num_docs=2, estimator="paired")
+    assert math.isfinite(e.low) and math.isfinite(e.high)
+
+
+def test_checker_refuses_windows_outside_the_string():
+    p = Dyck(1, 2, 6)
+    x = p.sample(3, generator=0)
+    valid = p.checks["valid"]
+    with pytest.raises(InputError, match="start must be ≥ 0, got -1"):
+        valid(x, -1, 2)
+    with pytest.raises(InputError, match="start must be ≥ 0, got -2"):
+        valid(x, torch.tensor([0, -2, 1]), 2)
+    with pytest.raises(InputError, match="past the string length 6"):
+        valid(x, 5, 2)
+    assert valid(x, 4, 2).all()  # a sampled Dyck string is valid in every window
+
+
 @pytest.mark.parametrize("n,k", [(11, 4), (10, 2), (20, 3), (10, 7), (9, 9), (6, 1), (6, 4)])
 def test_bounds_formulas(n, k):
     """Expected values by plain arithmetic: m = n − k + 1 and blocks = max(1, m // k) (docs/theory.md §3–5)."""

@@ -13,6 +13,8 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
+import warnings
 
 import pytest
 import torch
@@ -99,6 +101,32 @@ def test_loaded_model_scores_as_transformers_does(tiny):
     assert model.logits(x).shape == (5, N, 3) and model.logits(x).requires_grad  # for fine-tuning
 
 
+def test_no_deprecation_warning_from_transformers(tiny):
+    """transformers ≥ 5.2x deprecates `past_key_values` (removed in 5.40): as a FutureWarning for the argument
+    and a logged warning for the output's attribute. Both are errors here, so the adapter must use `cache`."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    model, _ = tiny
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    hf_logging.get_logger("transformers").addHandler(handler)
+    hf_logging.warning_once.cache_clear()  # a warning already given once in this session must show again
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)  # transformers' deprecations are FutureWarnings
+            state = model.start(2)
+            model.step(state, torch.tensor([0, 1]))
+            model.sample(2, 3, generator=0)
+            model.branch_windows(torch.tensor([[0, 1, 2, 1]]), [1, 3], 2, num=2, generator=0)
+            HuggingFace(model.hf, None)  # the probe forward
+    finally:
+        hf_logging.get_logger("transformers").removeHandler(handler)
+    assert not [r.getMessage() for r in records if "deprecat" in r.getMessage().lower()]
+
+
 def test_padded_cache_rows_step_as_alone(tiny):
     """Rows read to positions 0, 3 and 7 concatenated (their caches right-padded with zeros by
     State.cat), then stepped twice together: each equals the full forward at its own position."""
@@ -131,6 +159,22 @@ def test_sample_and_branch_windows_follow_the_model(tiny):
         cond = window_log_probs(model, states_along(model, prefix[:, :i])[-1], 2).exp()[0]
         wins = dict(zip(map(tuple, all_strings(3, 2).tolist()), cond.tolist()))
         assert ref.chi_square_pvalue(w[0, j], wins) > 1e-3
+
+
+def test_windows_sampled_through_the_adapter_follow_the_exact_window_law(tiny):
+    """sample_windows on the adapter (its own sampler, sample_next) against q's exact window law from the plain
+    forward, after a prefix: chi-square over the 27 windows of 3 tokens."""
+    from nextk.advantage import sample_windows
+
+    model, plain = tiny
+    prefix = torch.tensor([1, 0, 2])
+    state = states_along(model, prefix[None].expand(6000, -1))[-1]
+    w = sample_windows(model, state, 3, torch.Generator().manual_seed(4))
+    assert w.device.type == "cpu" and w.shape == (6000, 3)
+    wins = all_strings(3, 3)
+    full = torch.cat([prefix.expand(len(wins), -1), wins], 1)
+    law = plain.log_probs(full)[:, 3:].gather(-1, wins[..., None]).sum((1, 2)).exp()
+    assert ref.chi_square_pvalue(w, dict(zip(map(tuple, wins.tolist()), law.tolist()))) > 1e-3
 
 
 @pytest.mark.parametrize("v", [3, 300, 1000])
@@ -219,6 +263,25 @@ def test_bad_models_are_named(tmp_path, with_tokenizer):
         q.log_prob(torch.zeros(1, 33, dtype=torch.long))
 
 
+def test_truncated_weights_and_missing_local_folders_are_named_at_once(tmp_path, monkeypatch):
+    folder = hf_tools.save_tiny(tmp_path / "cut", "gpt2", 50)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        HuggingFace.from_pretrained(folder)
+    r = cli(f"eval hf:{folder} --text builtin:tales.txt")
+    assert r.exit_code == 2 and "truncated or corrupt" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    t0 = time.perf_counter()
+    with pytest.raises(CheckpointError, match="runs/gpt2.*does not exist"):  # one "/", but runs/ is a folder here
+        HuggingFace.from_pretrained("runs/gpt2")
+    r = cli("eval hf:runs/gpt2 --text builtin:tales.txt")
+    assert r.exit_code == 2 and "does not exist" in r.output
+    assert time.perf_counter() - t0 < 5  # checked on disk, never retried against the Hub
+
+
 # ---- the corpus ------------------------------------------------------------------------------------------
 
 
@@ -252,8 +315,10 @@ def test_corpus_bad_input(with_tokenizer, tmp_path):
     q = HuggingFace.from_pretrained(with_tokenizer)
     short = tmp_path / "short.txt"
     short.write_text("Too short.\n")
-    with pytest.raises(InputError, match="no text is as long as one document"):
-        Corpus(short, q, 64)
+    with pytest.raises(InputError, match="tokens in all, fewer than one document of 64 tokens"):
+        Corpus(short, q, 64)  # packed by default: too little text even then
+    with pytest.raises(InputError, match="no text is as long as one document.*--pack"):
+        Corpus(short, q, 64, pack=False)
     with pytest.raises(InputError, match="does not exist"):
         Corpus(tmp_path / "none.txt", q, 8)
     (tmp_path / "bad.jsonl").write_text('{"body": "x"}\n')
@@ -401,10 +466,26 @@ def test_eval_command_on_real_text(with_tokenizer, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "run" / "results.json").read_text())["loss"] == res["loss"]
 
 
+def test_eval_command_packs_a_file_of_short_lines(with_tokenizer, tmp_path):
+    """Every line shorter than a document: the command packs them (the default for such a file) and measures."""
+    q = HuggingFace.from_pretrained(with_tokenizer)
+    names = ("Ada", "Bram", "Cora", "Dov", "Eli", "Fay")
+    lines = [f"{names[i % 6]} saw {i % 7} geese." for i in range(300)]
+    assert max(len(q.encode(t)) for t in lines) < 16
+    short = tmp_path / "short.txt"
+    short.write_text("\n".join(lines) + "\n")
+    res = cli_json(f"eval hf:{with_tokenizer} --text {short} --doc-length 16 --k 2 --num-docs 8 --no-learned")
+    assert res["text"]["packed"] and res["text"]["measure_documents"] > 0 and res["loss"]["n"] == 8
+    assert res["text"]["documents_spanning_texts"] == res["text"]["documents"]
+    assert res["windows"][0]["k"] == 2 and res["windows"][0]["distinguishers"]
+
+
 def test_eval_command_bad_input(with_tokenizer, tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("Too short.\n")
     r = cli(f"eval hf:{with_tokenizer} --text {short} --doc-length 12")
+    assert r.exit_code == 2 and "fewer than one document of 12 tokens" in r.output
+    r = cli(f"eval hf:{with_tokenizer} --text {short} --doc-length 12 --no-pack")
     assert r.exit_code == 2 and "no text is as long as one document" in r.output
     r = cli(f"eval hf:{with_tokenizer} --k 40 --doc-length 12")
     assert r.exit_code == 2 and "longer than the model's context of 32 tokens" in r.output

@@ -33,6 +33,8 @@ def clip(x: Tensor, start: int | Tensor, k: int) -> tuple[Tensor, Tensor]:
     if k < 1:
         raise InputError(f"window size k must be ≥ 1, got {k}")
     starts = as_starts(start, x.shape[0])
+    if starts.numel() and int(starts.min()) < 0:
+        raise InputError(f"window start must be ≥ 0, got {int(starts.min())}")
     end = int(starts.max().item()) + k if starts.numel() else k
     if end > x.shape[1]:
         raise InputError(f"window [start, start+k) ends at {end}, past the string length {x.shape[1]}")

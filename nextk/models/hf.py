@@ -34,6 +34,7 @@ call, and sampling uses a generator on the model's device when given a seed.
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from nextk.errors import CheckpointError, InputError
 from nextk.lm import State, check_tokens, normalize_prefix
 from nextk.stats import mean_estimate
 
+CALL_TOKENS = 64  # tokens of a typical forward call, for the thread policy's work estimate
 LOGIT_BUDGET = 2**26  # logits materialised per forward chunk (elements: 256 MiB of float32)
 BLOCK = 256  # tokens per block of the two-level sampler (`categorical`)
 ATTENTION_BUDGET = 2**24  # query × key scores per row and head in one branched forward
@@ -122,6 +124,23 @@ def _cache_tensors(cache) -> list[tuple[Tensor, Tensor]]:
     return [(k, v) for k, v, *_ in cache]  # legacy tuples
 
 
+def cache_kwarg(model) -> str:
+    """The name the model's forward takes its key/value cache by: `cache` (transformers ≥ 5.2x, where
+    `past_key_values` is deprecated and removed in 5.40) or `past_key_values` (earlier releases)."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a forward without a readable signature: the newer name
+        return "cache"
+    return "past_key_values" if "past_key_values" in params and "cache" not in params else "cache"
+
+
+def out_cache(out):
+    """The key/value cache of a forward's output under either name, without touching the deprecated
+    `past_key_values` property of newer releases (it logs a deprecation warning)."""
+    found = out.get("cache") if hasattr(out, "get") else getattr(out, "cache", None)
+    return found if found is not None else out["past_key_values"]
+
+
 def _make_cache(layers: list[tuple[Tensor, Tensor]]):
     from transformers import DynamicCache
 
@@ -131,7 +150,38 @@ def _make_cache(layers: list[tuple[Tensor, Tensor]]):
 
 
 def _looks_local(name: str) -> bool:
-    return os.path.exists(name) or name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1
+    """A path rather than a Hub id: it exists, starts like a path, has more than one "/", or its first part is a
+    folder here (`runs/gpt2` beside a `runs/` folder). Such a name is checked on disk and never sent to the Hub."""
+    first = name.split("/", 1)[0]
+    return (
+        os.path.exists(name)
+        or name.startswith((".", "/", "~"))
+        or (os.sep in name and name.count("/") != 1)
+        or ("/" in name and bool(first) and os.path.isdir(first))
+    )
+
+
+def _check_hub_name(name: str, revision: str | None) -> None:
+    """A Hub id that is not in the local cache needs the Hub: when it cannot be reached, say so at once instead of
+    letting huggingface_hub retry for half a minute (skipped offline-mode settings and proxies decide themselves)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json", revision=revision)
+    if isinstance(cached, str) or constants.HF_HUB_OFFLINE:
+        return
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return  # the Hub may be reachable through the proxy only
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=3).close()
+    except OSError:
+        raise CheckpointError(
+            f"{name!r} is neither a local model folder nor in the Hugging Face cache, and the Hub "
+            f"({url.hostname}) cannot be reached: give the path of a saved model (save_pretrained)"
+        ) from None
 
 
 class HuggingFace(nn.Module):
@@ -167,6 +217,7 @@ class HuggingFace(nn.Module):
                 "cache has padding slots, and a window counted in slots would not be a window in positions"
             )
         self.config = {"name_or_path": self.model_name, "bos_token_id": self.bos_token_id}
+        self.cache_kwarg = cache_kwarg(model)
         self._probe()
 
     # ---- loading --------------------------------------------------------------------------------------
@@ -186,6 +237,7 @@ class HuggingFace(nn.Module):
         torch dtype; "auto" keeps the checkpoint's. `tokenizer`: another tokenizer (a path or an
         object) instead of the model's own. Missing or unusable models raise CheckpointError."""
         require_transformers()
+        from safetensors import SafetensorError
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -200,6 +252,8 @@ class HuggingFace(nn.Module):
                     "and weights"
                 )
             name = str(path)
+        else:
+            _check_hub_name(name, revision)
         if isinstance(dtype, str) and dtype != "auto":
             if dtype not in DTYPES:
                 raise InputError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)} or 'auto'")
@@ -209,8 +263,11 @@ class HuggingFace(nn.Module):
         hf_logging.disable_progress_bar()
         try:
             model = AutoModelForCausalLM.from_pretrained(name, revision=revision, **_dtype_kwarg(dtype))
-        except (OSError, ValueError, KeyError, EnvironmentError) as e:
-            raise CheckpointError(f"cannot load a causal language model from {name!r}: {e}") from None
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:  # RuntimeError: torch's unpickling
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if isinstance(e, SafetensorError):
+                why = f"its weights file is truncated or corrupt ({why})"
+            raise CheckpointError(f"cannot load a causal language model from {name!r}: {why}") from None
         finally:
             if bar:
                 hf_logging.enable_progress_bar()
@@ -226,7 +283,12 @@ class HuggingFace(nn.Module):
                 tokenizer = None  # a model without a tokenizer works on token ids
         model.to(device)
         model.eval()
-        return cls(model, tokenizer, bos_token_id=bos_token_id, name=str(name_or_path))
+        out = cls(model, tokenizer, bos_token_id=bos_token_id, name=str(name_or_path))
+        if out.device.type == "cpu":  # a large network gains from the idle cores (the thread policy, nextk/threads.py)
+            from nextk.threads import threads_for_work
+
+            threads_for_work(2 * out.num_parameters * CALL_TOKENS)
+        return out
 
     def _resolve_bos(self, given: int | None) -> int:
         tok, cfg = self.tokenizer, self.hf.config
@@ -262,7 +324,7 @@ class HuggingFace(nn.Module):
         ids = torch.full((1, 1), self.bos_token_id, dtype=torch.long, device=self.device)
         try:
             out = self.hf(input_ids=ids, use_cache=True)
-            layers = _cache_tensors(out.past_key_values)
+            layers = _cache_tensors(out_cache(out))
         except Exception as e:  # noqa: BLE001 - any failure here means "not a usable causal LM"
             raise CheckpointError(
                 f"{self.model_name!r} does not run as a causal LM with a key/value cache: {e}"
@@ -374,9 +436,7 @@ class HuggingFace(nn.Module):
         if batch == 0:
             return self._empty_state()
         out = self.hf(input_ids=ids, position_ids=torch.zeros_like(ids), use_cache=True)
-        kv = torch.stack(
-            [torch.stack(pair, 1) for pair in _cache_tensors(out.past_key_values)], 1
-        )  # (B, L, 2, H, 1, dh)
+        kv = torch.stack([torch.stack(pair, 1) for pair in _cache_tensors(out_cache(out))], 1)  # (B, L, 2, H, 1, dh)
         lp = torch.log_softmax(out.logits[:, -1, : self.vocab_size].double(), dim=-1)
         return State({"log_probs": lp, "kv": kv, "len": torch.ones(batch, dtype=torch.long, device=self.device)})
 
@@ -400,14 +460,12 @@ class HuggingFace(nn.Module):
         mask = torch.cat([slots < n[:, None], torch.ones(b, 1, dtype=torch.bool, device=self.device)], 1).long()
         out = self.hf(
             input_ids=tokens[:, None],
-            past_key_values=cache,
+            **{self.cache_kwarg: cache},
             attention_mask=mask,
             position_ids=n[:, None],
             use_cache=True,
         )
-        new = torch.stack(
-            [torch.stack((k[:, :, -1], v[:, :, -1]), 1) for k, v in _cache_tensors(out.past_key_values)], 1
-        )
+        new = torch.stack([torch.stack((k[:, :, -1], v[:, :, -1]), 1) for k, v in _cache_tensors(out_cache(out))], 1)
         width = max(t, int(n.max()) + 1)
         kv = F.pad(kv, (0, 0, 0, width - t)) if width > t else kv.clone()  # never write into the caller's state
         kv[torch.arange(b, device=self.device), :, :, :, n] = new  # (B, L, 2, H, dh) into slot len[b]
@@ -416,6 +474,13 @@ class HuggingFace(nn.Module):
         return new_state, lp
 
     # ---- sampling ---------------------------------------------------------------------------------------
+    def sample_next(self, log_probs: Tensor, generator: torch.Generator | None) -> Tensor:
+        """One draw per row from exp(log_probs) (batch, V) → (batch,) on the generator's device (nextk.advantage
+        .sample_windows uses it): the two-level inverse CDF `categorical`, exact, and at V = 50k far cheaper
+        than torch.multinomial over float64 rows."""
+        tok = categorical(log_probs, generator)[:, 0]
+        return tok.to(generator.device) if generator is not None else tok
+
     @torch.no_grad()
     def sample(self, num: int, length: int | None = None, *, generator=None, prefix=None) -> Tensor:
         """num strings of `length` tokens (default: `length` of an `at_length` view), ancestral sampling
@@ -438,17 +503,17 @@ class HuggingFace(nn.Module):
         ids = torch.cat([torch.full((num, 1), self.bos_token_id, dtype=torch.long, device=self.device), prefix], 1)
         pos = torch.arange(ids.shape[1], device=self.device).expand(num, -1)
         res = self.hf(input_ids=ids, position_ids=pos, use_cache=True)
-        cache = res.past_key_values
+        cache = out_cache(res)
         for t in range(prefix.shape[1], length):
             out[:, t] = categorical(res.logits[:, -1, : self.vocab_size], g)[:, 0]
             if t + 1 < length:
                 res = self.hf(
                     input_ids=out[:, t : t + 1],
-                    past_key_values=cache,
+                    **{self.cache_kwarg: cache},
                     position_ids=torch.full((num, 1), t + 1, device=self.device),
                     use_cache=True,
                 )
-                cache = res.past_key_values
+                cache = out_cache(res)
         return out
 
     # ---- many windows from one pass along each document (branched decoding) ---------------------------
@@ -493,7 +558,7 @@ class HuggingFace(nn.Module):
             # rows (document, group): group-major inside each document; queries (start, draw) start-major
             layers = [
                 (kk.repeat_interleave(groups, 0), vv.repeat_interleave(groups, 0))
-                for kk, vv in _cache_tensors(out.past_key_values)
+                for kk, vv in _cache_tensors(out_cache(out))
             ]
             cache = _make_cache(layers)
             start_q = torch.tensor(starts, device=dev).repeat_interleave(draws)  # (Q,)
@@ -506,12 +571,12 @@ class HuggingFace(nn.Module):
                 mask = torch.zeros(allowed.shape, dtype=dt, device=dev).masked_fill_(~allowed, low)
                 res = self.hf(
                     input_ids=prev,
-                    past_key_values=cache,
+                    **{self.cache_kwarg: cache},
                     attention_mask=mask[None, None].expand(b * groups, 1, -1, -1),
                     position_ids=(start_q + j).expand(b * groups, -1),
                     use_cache=True,
                 )
-                cache = res.past_key_values
+                cache = out_cache(res)
                 logits = res.logits[..., : self.vocab_size]  # (B·G, Q, V)
                 nxt = categorical(logits.reshape(b * groups * q_len, -1), g)[:, 0].reshape(b * groups, q_len)
                 if return_log_probs:

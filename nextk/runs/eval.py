@@ -58,6 +58,7 @@ class Config:
     )  # hf: text statistics or module:function, repeatable or comma list (default: all built-ins)
     length: int = 64  # hf: tokens per document (a window of the text)
     stride: int | None = None  # hf: tokens between document starts inside a text (default: the document length)
+    pack: bool | None = None  # hf: pack texts into one stream cut into documents (default: when lines are short)
     device: str = "cpu"  # hf: cpu | cuda | cuda:N, where the model lives (documents and estimators stay on the CPU)
     dtype: str | None = None  # hf: float32 (default) | bfloat16 | float16 | auto
     learned: bool = True  # also fit and measure the learned distinguisher
@@ -179,7 +180,7 @@ def run_text(cfg: Config, *, log=quiet, progress: bool = False) -> dict:
     model = HuggingFace.from_pretrained(cfg.checkpoint[len(HF) :], device=cfg.device, dtype=cfg.dtype)
     v = model.vocab_size
     check_windows(cfg.ks, cfg.length, model.context)
-    corpus = Corpus(cfg.text or DEFAULT_TEXT, model, cfg.length, stride=cfg.stride, seed=cfg.seed)
+    corpus = Corpus(cfg.text or DEFAULT_TEXT, model, cfg.length, stride=cfg.stride, seed=cfg.seed, pack=cfg.pack)
     measure, fit = corpus.measure, corpus.fit
     if measure.num_documents == 0 or fit.num_documents == 0:
         raise InputError(

@@ -117,7 +117,10 @@ class Cell:
 
     @property
     def threads(self) -> int:
-        return max(1, int(self.cpus))
+        """Torch threads in the cell: an explicit --threads / NEXTK_THREADS of the driver, else resources.cpus."""
+        from nextk.threads import chosen_threads
+
+        return chosen_threads() or max(1, int(self.cpus))
 
 
 # ---------------------------------------------------------------------------------------------- the spec
@@ -279,13 +282,11 @@ def adopt_folders(out: Path, cells: list[Cell]) -> None:
 
 
 def run_cell(kind: str, config: dict, folder: Path, threads: int = 1) -> dict:
-    """Run one cell in this process: torch on `threads` threads, the run's log in folder/log.txt."""
-    try:
-        import torch
+    """Run one cell in this process: torch on `threads` threads (the thread policy, nextk/threads.py), the run's
+    log in folder/log.txt."""
+    from nextk.threads import set_threads
 
-        torch.set_num_threads(threads)
-    except ImportError:  # a run that needs no torch
-        pass
+    set_threads(threads)
     module = run_module(kind)
     cfg = config_from(module.Config, config)
     folder = Path(folder)

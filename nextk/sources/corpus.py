@@ -9,6 +9,14 @@ added by the model, nextk/models/hf.py).
 The texts are split once, by a seeded shuffle, into two disjoint parts: `fit` (what a learned
 distinguisher or a statistic is fitted on) and `measure` (where advantages and the loss are measured);
 no token position lies in a window of both (windows that would straddle the cut are dropped).
+
+**Packing.** A file of short lines (texts shorter than a document) would give few or no windows inside
+texts, so with `pack=True` the texts, in their seeded order, are one token stream cut into consecutive
+documents that may span text ends, as language models are trained; `text_starts` records where each text
+begins and `boundaries()` marks, per document, the positions where a new text starts. With the default
+stride (= length) the measure and fit parts then tile the stream: the cut falls on a document edge, so no
+token is lost between them or seen in both (only the last `num_tokens mod length` tokens are in no
+document). `pack=None` (the default) packs when windows inside texts would use less than half the tokens.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ def read_texts(path: str | Path, text_field: str = "text") -> list[str]:
         p = Path(name).expanduser()
         if not p.is_file():
             raise InputError(f"text file {name!r} does not exist")
-        raw = p.read_text(encoding="utf-8")
+        raw = read_utf8(p)
     lines = [line for line in raw.splitlines() if line.strip()]
     if not name.endswith((".jsonl", ".json")):
         return lines
@@ -54,6 +62,17 @@ def read_texts(path: str | Path, text_field: str = "text") -> list[str]:
             raise InputError(f"{name} line {i} has no string field {text_field!r}")
         texts.append(obj[text_field])
     return texts
+
+
+def read_utf8(path: Path) -> str:
+    """A file's text; a file that is not UTF-8 is refused in one line naming it and the first bad byte."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"text file {str(path)!r} is not UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start}): "
+            "convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
 
 
 def tokenize(texts: list[str], tokenizer) -> tuple[list[list[int]], int | None, object]:
@@ -78,7 +97,8 @@ def tokenize(texts: list[str], tokenizer) -> tuple[list[list[int]], int | None, 
 
 class Corpus:
     """Windows of `length` tokens of a text collection, sampled uniformly: the truth p when only
-    samples of it exist. `Corpus(path_or_texts, tokenizer, length, stride=…)`; `.fit` and `.measure`
+    samples of it exist. `Corpus(path_or_texts, tokenizer, length, stride=…, pack=…)` (pack: None = when the
+    texts are mostly shorter than a document, module docstring); `.fit` and `.measure`
     are the disjoint parts (same object type, `part` set), `.documents()` every window of a part in a
     seeded order, `.sample(num, generator=…)` uniform draws with replacement.
 
@@ -100,6 +120,7 @@ class Corpus:
         seed: int = 0,
         text_field: str = "text",
         vocab_size: int | None = None,
+        pack: bool | None = None,
     ):
         if not isinstance(length, int) or length < 1:
             raise InputError(f"length must be a positive number of tokens, got {length!r}")
@@ -120,22 +141,33 @@ class Corpus:
         if top >= self.vocab_size:
             raise InputError(f"the tokenizer produced token id {top}, outside the vocabulary 0..{self.vocab_size - 1}")
         lengths = [len(t) for t in ids]
-        if max(lengths) < length:
+        total = sum(lengths)
+        if pack is None:  # packing by default when windows inside texts would leave most of the tokens unused
+            pack = 2 * sum(t - t % length for t in lengths) < total
+        if pack and total < length:
+            raise InputError(f"{self.path}: {total:,} tokens in all, fewer than one document of {length} tokens")
+        if not pack and max(lengths) < length:
             raise InputError(
                 f"{self.path}: no text is as long as one document of {length} tokens (the longest has "
-                f"{max(lengths)} tokens; {sum(lengths):,} in all): use a shorter length"
+                f"{max(lengths)} tokens; {total:,} in all): pack the texts (pack=True, --pack) or use a shorter length"
             )
         self.length, self.stride, self.split, self.seed, self.text_field = length, stride, split, seed, text_field
-        self.num_texts, self.num_tokens = len(texts), sum(lengths)
-        # texts in a seeded order, concatenated; windows never cross a text's end
+        self.pack, self.num_texts, self.num_tokens = bool(pack), len(texts), total
+        # texts in a seeded order, concatenated; unpacked windows never cross a text's end
         order = torch.randperm(len(ids), generator=make_generator(seed)).tolist()
         self.tokens = torch.tensor([tok for i in order for tok in ids[i]], dtype=torch.long)
-        starts, offset = [], 0
-        for i in order:
-            starts += range(offset, offset + lengths[i] - length + 1, stride)
-            offset += lengths[i]
-        starts = torch.tensor(starts, dtype=torch.long)
-        cut = round(split * self.num_tokens)  # measure: tokens before the cut; fit: after it
+        ordered = torch.tensor([lengths[i] for i in order], dtype=torch.long)
+        self.text_starts = ordered.cumsum(0) - ordered  # where each text begins in `tokens` (the boundaries)
+        cut = round(split * total)  # measure: tokens before the cut; fit: after it
+        if pack:  # windows of the whole stream; the cut on a window edge so the parts tile it without a gap
+            cut = round(split * total / stride) * stride if stride == length else cut
+            starts = torch.arange(0, total - length + 1, stride)
+        else:
+            starts, offset = [], 0
+            for i in order:
+                starts += range(offset, offset + lengths[i] - length + 1, stride)
+                offset += lengths[i]
+            starts = torch.tensor(starts, dtype=torch.long)
         self._parts = {
             "all": starts,
             "measure": starts[starts + length <= cut],
@@ -172,6 +204,16 @@ class Corpus:
     def num_documents(self) -> int:
         return len(self.starts)
 
+    def boundaries(self) -> Tensor:
+        """Where texts meet inside this part's documents (in `starts` order): bool (num_documents, length), True
+        at position j > 0 when a new text begins there. All False unless the corpus is packed."""
+        pos = self.starts.unsqueeze(1) + torch.arange(self.length)  # (D, length) positions in `tokens`
+        begins = torch.zeros(len(self.tokens) + 1, dtype=torch.bool)
+        begins[self.text_starts] = True
+        out = begins[pos]
+        out[:, 0] = False
+        return out
+
     def info(self) -> dict:
         """What a results file records about the text: its counts, per part."""
         return {
@@ -185,15 +227,25 @@ class Corpus:
             "measure_documents": len(self._parts["measure"]),
             "split": self.split,
             "seed": self.seed,
+            "packed": self.pack,
+            "documents_spanning_texts": int(self.view("all").boundaries().any(1).sum()),
         }
 
     @property
     def params(self) -> dict:
-        return {"path": self.path, "length": self.length, "stride": self.stride, "split": self.split, "seed": self.seed}
+        return {
+            "path": self.path,
+            "length": self.length,
+            "stride": self.stride,
+            "split": self.split,
+            "seed": self.seed,
+            "pack": self.pack,
+        }
 
     def __repr__(self) -> str:
         return (
-            f"Corpus(path={self.path!r}, length={self.length}, stride={self.stride}, part={self.part!r}: "
+            f"Corpus(path={self.path!r}, length={self.length}, stride={self.stride}, pack={self.pack}, "
+            f"part={self.part!r}: "
             f"{self.num_documents:,} documents, {self.num_texts:,} texts, {self.num_tokens:,} tokens)"
         )
 

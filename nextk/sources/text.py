@@ -10,6 +10,7 @@ from torch import Tensor
 
 from nextk.errors import InputError, NotExactError
 from nextk.lm import State, make_generator, normalize_prefix
+from nextk.sources.corpus import read_utf8
 
 DEFAULT_TEXT = "builtin:sample.txt"
 
@@ -34,7 +35,7 @@ class Text:
             p = Path(path)
             if not p.is_file():
                 raise InputError(f"text file {str(p)!r} does not exist")
-            text = p.read_text(encoding="utf-8")
+            text = read_utf8(p)
         if not text:
             raise InputError(f"text file {str(path)!r} is empty")
         if length < 1:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from nextk.cli_support import comma_list, execute, fail, source_args
+from nextk.cli_support import comma_list, execute, fail, number_option, source_args
 
 RUNS = Path(__file__).parent / "runs"
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -105,7 +105,7 @@ def option_type(f: Field):
         )
         default = list(f.default)
         if item in ("int", "float"):
-            return str, lambda name, value: default if value is None else comma_list(name, value, SCALARS[item])
+            return str, lambda name, value: default if value is None else comma_list(name, value, SCALARS[item], f.name)
         if item == "str":
             return (
                 Optional[list[str]],
@@ -169,7 +169,10 @@ def command(
                 default = (",".join(map(str, default)) or None) if annotation is str else None
             flag = "--" + rename.get(f.name, f.name).replace("_", "-")
             decls = [f"{flag}/--no-{flag[2:]}"] if annotation is bool else [flag]
-            info = typer.Option(default, *decls, help=text, metavar="A,B,…" if parser and annotation is str else None)
+            number = next((t for t in (int, float) if annotation in (t, Optional[t])), None)
+            check = number_option(f.name, number, flag, f.default) if number else None  # bounds: nextk/errors.py BOUNDS
+            metavar = "A,B,…" if parser and annotation is str else None
+            info = typer.Option(default, *decls, help=text, metavar=metavar, callback=check)
         params.append(
             inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info, annotation=annotation)
         )

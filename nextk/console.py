@@ -11,12 +11,13 @@ def quiet(*args, **kwargs) -> None:
 
 
 def printer(enabled: bool = True):
-    """`rich` printing when enabled, else `quiet`: the logger a command hands to the library."""
+    """`rich` printing on stderr when enabled, else `quiet`: the logger a command hands to the library (stdout
+    holds only results)."""
     if not enabled:
         return quiet
     from rich.console import Console
 
-    return Console(stderr=False).print
+    return Console(stderr=True).print
 
 
 class _NoBar:
@@ -31,11 +32,12 @@ def progress_bar(label: str, total: int, *, enabled: bool, completed: int = 0, *
     if not enabled:
         yield _NoBar()
         return
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = [TextColumn("[bold]{task.fields[label]}"), BarColumn(), TextColumn("{task.completed}/{task.total}")]
     columns += [TextColumn(f"{name} {{task.fields[{name}]}}") for name in fields]
-    with Progress(*columns, TimeRemainingColumn(), transient=True) as bar:
+    with Progress(*columns, TimeRemainingColumn(), transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(label, total=total, completed=completed, label=label, **fields)
 
         class _Bar:

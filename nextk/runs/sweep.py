@@ -240,9 +240,10 @@ def expand(spec: dict | str | Path, retries: int | None = None) -> list[Cell]:
             for name, value in point.items():
                 set_path(merged, name, json.loads(json.dumps(value)))
             try:
-                cfg = config_from(module.Config, merged)
-            except TypeError as e:
-                raise InputError(f"sweep part {part['name']!r}: {e}") from None
+                cfg = config_from(module.Config, merged)  # every number checked: a bad cell stops the sweep here
+            except (TypeError, InputError) as e:
+                cell = ", ".join(f"{k}={v!r}" for k, v in point.items())
+                raise InputError(f"sweep part {part['name']!r}{' cell ' + cell if cell else ''}: {e}") from None
             full = json.loads(json.dumps(asdict(cfg)))
             key = digest(module.__name__, full)
             if key in cells:
@@ -302,8 +303,17 @@ def run_cell(kind: str, config: dict, folder: Path, threads: int = 1) -> dict:
 
 def _watch_parent() -> None:
     """A cell process ends itself when its parent (the fork server, which ends with the sweep) is gone, so a
-    killed sweep leaves no cell running behind it."""
+    killed sweep leaves no cell running behind it: on Linux the kernel sends SIGKILL at once (prctl
+    PR_SET_PDEATHSIG), elsewhere a thread polls the parent's pid."""
     parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took hold
+            os._exit(143)
 
     def watch():
         while True:
@@ -749,7 +759,7 @@ def collect(out: Path, cells: list[Cell]) -> list[dict]:
 
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
     """Run the sweep into `out` (resuming it), write the table; results.json is the summary."""
-    read_spec(cfg.spec)  # a missing or malformed spec fails before the folder is made
+    expand(cfg.spec, cfg.retries)  # a missing or malformed spec, or any cell's bad config, fails before the folder
     prepare(out, cfg, extendable=tuple(f.name for f in fields(Config)), force_new=force_new)
     res = execute_sweep(cfg.spec, out, cfg, log=log)
     write_json(Path(out) / RESULTS, res)

@@ -301,32 +301,34 @@ def run_cell(kind: str, config: dict, folder: Path, threads: int = 1) -> dict:
         return module.run(cfg, folder, log=log, progress=False)
 
 
-def _watch_parent() -> None:
-    """A cell process ends itself when its parent (the fork server, which ends with the sweep) is gone, so a
-    killed sweep leaves no cell running behind it: on Linux the kernel sends SIGKILL at once (prctl
-    PR_SET_PDEATHSIG), elsewhere a thread polls the parent's pid."""
-    parent = os.getppid()
+def _watch_driver(lifeline) -> None:
+    """A cell process ends itself the moment the sweep's driver is gone, so a killed sweep (even by SIGKILL)
+    leaves no cell running behind it to write into a folder the resumed sweep runs again. The cell's parent is
+    the fork server, which outlives the driver while any cell runs (each cell holds the server's alive pipe),
+    so the cell watches the driver itself: `lifeline` is the read end of a pipe whose only write end the driver
+    holds, and reading it ends (EOF) when the driver exits, however it exits. On Linux the cell also dies with
+    the fork server (prctl PR_SET_PDEATHSIG)."""
     if sys.platform.startswith("linux"):
         import ctypes
 
-        PR_SET_PDEATHSIG = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the request took hold
+        parent = os.getppid()
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the server died before the request took hold
             os._exit(143)
 
     def watch():
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(143)
+        try:
+            lifeline.recv_bytes()  # the driver never writes: this returns only by EOF
+        except (EOFError, OSError):
+            pass
+        os._exit(143)
 
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _local_cell(kind: str, config: dict, folder: str, threads: int) -> None:
+def _local_cell(kind: str, config: dict, folder: str, threads: int, lifeline) -> None:
     """The target of a local cell process: exit 0 when the run returned, 1 with error.txt when it raised."""
-    _watch_parent()
+    _watch_driver(lifeline)
     try:
         run_cell(kind, config, Path(folder), threads)
     except BaseException:
@@ -433,7 +435,7 @@ class LocalBackend(Backend):
     def __init__(self, out: Path, workers: int, kinds: set[str]):
         import multiprocessing as mp
 
-        self.out, self.limit, self.running = out, max(1, workers), {}
+        self.out, self.limit, self.running, self.lifelines = out, max(1, workers), {}, {}
         self.ctx = mp.get_context("forkserver")
         preload = ["nextk.runs.sweep"] + [run_module(k).__name__ for k in sorted(kinds)]
         try:
@@ -447,12 +449,17 @@ class LocalBackend(Backend):
     def submit(self, cell: Cell) -> None:
         folder = self.folder(cell)
         (folder / ERROR).unlink(missing_ok=True)
+        lifeline, held = self.ctx.Pipe(duplex=False)  # the cell reads, the driver alone holds the write end
         p = self.ctx.Process(
-            target=_local_cell, args=(cell.run, cell.config, str(folder), cell.threads), name=f"nextk-cell-{cell.id}"
+            target=_local_cell,
+            args=(cell.run, cell.config, str(folder), cell.threads, lifeline),
+            name=f"nextk-cell-{cell.id}",
         )
         with _main_hidden():
             p.start()
+        lifeline.close()
         self.running[p.sentinel] = (p, cell, time.perf_counter())
+        self.lifelines[p.sentinel] = held
 
     def poll(self, timeout: float = 1.0) -> list[tuple[Cell, Outcome]]:
         from multiprocessing.connection import wait
@@ -461,6 +468,7 @@ class LocalBackend(Backend):
         for sentinel in wait(list(self.running), timeout):
             p, cell, t0 = self.running.pop(sentinel)
             p.join()
+            self.lifelines.pop(sentinel).close()
             seconds = time.perf_counter() - t0
             err = self.out / CELLS / cell.id / ERROR
             if p.exitcode == 0:
@@ -479,6 +487,9 @@ class LocalBackend(Backend):
                 p.kill()
                 p.join()
         self.running.clear()
+        for held in self.lifelines.values():
+            held.close()
+        self.lifelines.clear()
 
 
 class RayBackend(Backend):

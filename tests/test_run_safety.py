@@ -220,3 +220,80 @@ def test_the_memory_budget_reads_the_address_space_limit():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and int(r.stdout) <= 3 * 2**30, r
     assert cli("sample dyck --num 3").exit_code == 0
+
+
+def tiny_demo():
+    from nextk.runs.demo import Config
+
+    return Config(
+        source_params={"n_types": 1, "max_depth": 3, "length": 8},
+        sizes=[2],
+        steps=20,
+        eval_every=10,
+        ks=[1, 2],
+        num_docs=20,
+        learned_steps=2,
+        learned_docs=32,
+    )
+
+
+def test_an_interrupted_demo_keeps_its_measured_windows(tmp_path, monkeypatch):
+    import nextk.runs.demo as demo
+
+    real, calls = demo.measure_model, []
+
+    def failing(source, model, ks, **kw):
+        calls.append(list(ks))
+        if ks == [2]:
+            raise KeyboardInterrupt
+        return real(source, model, ks, **kw)
+
+    monkeypatch.setattr(demo, "measure_model", failing)
+    with pytest.raises(KeyboardInterrupt):
+        demo.run(tiny_demo(), tmp_path / "cut")
+    assert calls == [[1], [2]]
+
+    def counting(source, model, ks, **kw):
+        calls.append(list(ks))
+        return real(source, model, ks, **kw)
+
+    calls.clear()
+    monkeypatch.setattr(demo, "measure_model", counting)
+    said = []
+    resumed = demo.run(tiny_demo(), tmp_path / "cut", log=said.append)
+    assert calls == [[2]] and any("k=1: measured before" in line for line in said), (calls, said)
+    whole = demo.run(tiny_demo(), tmp_path / "whole")  # uninterrupted, in another folder
+    for a, b in zip(resumed["models"], whole["models"]):
+        assert a["windows"] == b["windows"] and a["excess_loss"] == b["excess_loss"]
+
+
+def test_an_interrupted_search_resumes_its_repeats_and_sizes(tmp_path, monkeypatch):
+    import nextk.runs.search as search_run
+    from nextk.train import Interrupted
+
+    cfg = search_run.Config("dyck", {"length": 8, "max_depth": 3}, family="gru", steps=20, repeats=2, measure=False)
+    real, calls = search_run.search, []
+
+    def cut(source, *, seed, **kw):
+        calls.append(seed)
+        if seed == 1:  # the second repeat is interrupted
+            raise Interrupted(3, None, None)
+        return real(source, seed=seed, **kw)
+
+    monkeypatch.setattr(search_run, "search", cut)
+    with pytest.raises(KeyboardInterrupt):  # the CLI says "interrupted; what was finished is in DIR"
+        search_run.run(cfg, tmp_path / "cut")
+    assert (tmp_path / "cut" / "repeat-0.json").is_file() and list((tmp_path / "cut" / "repeat-0").glob("size-*"))
+    monkeypatch.setattr(search_run, "search", real)
+    said = []
+    resumed = search_run.run(cfg, tmp_path / "cut", log=said.append)
+    assert any("repeat 1 of 2: finished before" in line for line in said), said
+    (tmp_path / "cut" / "repeat-1.json").unlink()  # as if cut during repeat 2: its sizes are checkpointed
+    saved = {p: p.stat().st_mtime_ns for p in (tmp_path / "cut" / "repeat-1").glob("size-*/model.safetensors")}
+    assert len(saved) >= 2
+    again = search_run.run(cfg, tmp_path / "cut")
+    assert {p: p.stat().st_mtime_ns for p in saved} == saved  # a checkpointed size is not trained again
+    whole = search_run.run(cfg, tmp_path / "whole")
+    for res in (resumed, again):
+        assert res["two_sizes"] == whole["two_sizes"]
+        assert [r["losses"] for r in res["runs"]] == [r["losses"] for r in whole["runs"]]

@@ -297,3 +297,25 @@ def test_an_interrupted_search_resumes_its_repeats_and_sizes(tmp_path, monkeypat
     for res in (resumed, again):
         assert res["two_sizes"] == whole["two_sizes"]
         assert [r["losses"] for r in res["runs"]] == [r["losses"] for r in whole["runs"]]
+
+
+def test_a_pipeline_cell_is_checked_whole_before_any_cell_runs():
+    from nextk.runs.sweep import expand
+
+    with pytest.raises(InputError, match="steps must be ≥ 1"):
+        expand({"run": "pipeline", "base": {"train": {"source": "dyck", "steps": -10}}, "grid": {}})
+    with pytest.raises(InputError, match="num_docs must be ≥ 1"):
+        expand({"run": "pipeline", "base": {"train": {"source": "dyck"}, "then": [{"run": "eval", "num_docs": 0}]}})
+
+
+def test_construct_advice_applies_to_construct(tmp_path):
+    refused(f"construct hmm --out {tmp_path / 'c'}", "parity or dyck", "'hmm'")
+    err = refused(f"construct parity --length 30 --out {tmp_path / 'c'}", "2^30", "shorter --length")
+    assert "sampling estimator" not in err and not (tmp_path / "c").exists()
+
+
+def test_eval_says_what_it_measures_before_the_long_part(trained):
+    code, out, err = nextk(f"eval {trained} {DYCK8} --k 1 --num-docs 10 --learned-steps 2 --learned-docs 16")
+    err = " ".join(err.split())  # the console wraps long lines
+    assert code == 0 and "measuring gru-4" in err and "(documents of 8 tokens): excess loss" in err, err
+    assert err.index("measuring") < err.index("k=1:")  # said before the measurement, then each k as it ends

@@ -132,7 +132,7 @@ def execute(
         fail(f"{e}; run the same command again to resume from step {e.saved_step}" if e.saved_step else e, 130)
     except KeyboardInterrupt:
         fail(f"interrupted; what was finished is in {folder}" if write else "interrupted", 130)
-    except ValueError as e:  # InputError, TooLargeError, NotExactError, CheckpointError
+    except (ValueError, OverflowError) as e:  # InputError, TooLargeError, NotExactError, CheckpointError
         fail(e)
     except MemoryError:
         fail(f"{kind} ran out of memory; use smaller sizes (--num-docs, widths, lengths)")
@@ -196,7 +196,7 @@ def show_samples(name: str, params: dict, num: int, seed: int, as_json: bool) ->
                 lps = [lp for i in range(0, num, CHUNK) for lp in src.log_prob(x[i : i + CHUNK]).tolist()]
         except TooLargeError as e:  # samples are cheap, exact probabilities are not: show the samples
             lps, note = [None] * num, f"log p̄ not computed: {e}"
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         fail(e)
     except MemoryError:
         fail(f"{num:,} documents of {src.length:,} tokens do not fit in memory; ask for fewer (--num)")

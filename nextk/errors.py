@@ -175,9 +175,10 @@ def _wanted(parameter) -> tuple[type, ...] | None:
     return None
 
 
-def checked_arguments(init):
+def checked_arguments(init, int_limit: int | None = None):
     """Wrap a constructor so that an argument of the wrong type (a str for an int, a bool for a count) raises
-    InputError naming the class and the parameter, before any work."""
+    InputError naming the class and the parameter, before any work; with `int_limit`, so does an integer
+    argument (other than a seed) beyond ±int_limit."""
     import functools
     import inspect
 
@@ -200,6 +201,9 @@ def checked_arguments(init):
             if bad or (isinstance(value, float) and value != value):
                 names = " or ".join(NAMES.get(t, t.__name__) for t in wanted)
                 raise InputError(f"{type(self).__name__}: {name} must be {names}, got {value!r}")
+            sized = int_limit is not None and "seed" not in name and isinstance(value, numbers.Integral)
+            if sized and not isinstance(value, bool) and abs(value) > int_limit:
+                raise TooLargeError(f"{type(self).__name__}: {name}={value:,} is beyond the {int_limit:,} it may be")
         return init(self, *args, **kwargs)
 
     wrapper.__nextk_checked__ = True

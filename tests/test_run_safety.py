@@ -319,3 +319,8 @@ def test_eval_says_what_it_measures_before_the_long_part(trained):
     err = " ".join(err.split())  # the console wraps long lines
     assert code == 0 and "measuring gru-4" in err and "(documents of 8 tokens): excess loss" in err, err
     assert err.index("measuring") < err.index("k=1:")  # said before the measurement, then each k as it ends
+
+
+@pytest.mark.parametrize("param", ["dyck --max-depth", "dyck --length", "factorization --digits", "parity --block"])
+def test_a_huge_source_parameter_is_one_line(param):
+    refused(f"sample {param} {10**30} --num 2", "is beyond the 1,000,000")

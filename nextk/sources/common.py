@@ -18,6 +18,8 @@ from torch import Tensor
 from nextk.errors import InputError, checked_arguments
 from nextk.lm import State, check_tokens, gather_log_prob, log_probs_by_steps, make_generator, sample_by_steps
 
+MAX_PARAMETER = 10**6  # the largest integer parameter (length, depth, digits, …) a source takes, seeds aside
+
 
 class TokenSource:
     """Shared plumbing for sources (not an interface): needs vocab, length, start, step."""
@@ -32,7 +34,7 @@ class TokenSource:
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is not None and not getattr(init, "__nextk_checked__", False):
-            cls.__init__ = checked_arguments(init)
+            cls.__init__ = checked_arguments(init, int_limit=MAX_PARAMETER)
 
     @property
     def vocab_size(self) -> int:

@@ -324,3 +324,28 @@ def test_eval_says_what_it_measures_before_the_long_part(trained):
 @pytest.mark.parametrize("param", ["dyck --max-depth", "dyck --length", "factorization --digits", "parity --block"])
 def test_a_huge_source_parameter_is_one_line(param):
     refused(f"sample {param} {10**30} --num 2", "is beyond the 1,000,000")
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["demo --num-docs 100000000", "search dyck --decision-docs 1000000000", "eval {g} " + DYCK8 + " --num-docs 10**9"],
+)
+def test_document_counts_beyond_memory_are_refused_with_the_figure(trained, tmp_path, command):
+    command = command.replace("10**9", str(10**9)).format(g=trained)
+    refused(f"{command} --out {tmp_path / 'r'}", "documents of", "GiB of memory")
+    assert not (tmp_path / "r").exists()
+
+
+def test_two_trains_into_one_folder_the_second_is_refused(tmp_path):
+    folder = tmp_path / "x"
+    args = [*DYCK8.split(), "--hidden", "4", "--steps", "100000", "--eval-every", "1000", "--out", str(folder)]
+    first = subprocess.Popen([sys.executable, "-m", "nextk", "train", *args], cwd=ROOT, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (folder / "config.json").is_file():
+            assert first.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        refused(f"train {' '.join(args)}", "in use by another nextk run", f"pid {first.pid}")
+    finally:
+        first.kill()
+        first.wait()

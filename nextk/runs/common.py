@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from nextk.checkpoint import atomic_write
-from nextk.errors import InputError, check_number
+from nextk.errors import InputError, check_memory, check_number
 
 RESULTS, CONFIG, LOCK = "results.json", "config.json", ".lock"
 NUMBERS = {"int": int, "float": float}
@@ -177,3 +177,9 @@ def check_trained_on(checkpoint: str, name: str, source, allow: bool, log) -> di
             raise InputError(msg + "; pass --allow-other-source to use it there anyway")
         log(f"[yellow]warning:[/yellow] {msg}")
     return origin
+
+
+def check_documents(docs: int, length: int, what: str, copies: int = 4) -> None:
+    """Documents a run holds at once (int64 tokens, with `copies` working copies: log-probabilities, shuffles,
+    batches) must fit in memory: refused with the figure before any is drawn."""
+    check_memory(8 * copies * docs * length, f"{what} holding {docs:,} documents of {length:,} tokens")

@@ -17,7 +17,7 @@ from nextk.console import quiet
 from nextk.errors import InputError
 from nextk.evaluation import measure_model
 from nextk.models import MODELS
-from nextk.runs.common import RESULTS, pick, prepare, read_json, write_json
+from nextk.runs.common import RESULTS, check_documents, pick, prepare, read_json, write_json
 from nextk.sources import make_source
 from nextk.stats import fmt
 from nextk.train import check_budget, train
@@ -60,6 +60,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         check_window(k, source.length)
     if not cfg.sizes or min(cfg.sizes) < 1:
         raise InputError(f"--sizes must be widths ≥ 1, got {cfg.sizes}")
+    check_documents(4 * cfg.num_docs + cfg.learned_docs + cfg.batch_size, source.length, "the demo")
     prepare(out, cfg, force_new=force_new, log=log)
     results = {
         "run": cfg.run_name(),

@@ -25,7 +25,7 @@ import torch
 from nextk.checkpoint import load_model
 from nextk.console import progress_bar, quiet
 from nextk.errors import InputError
-from nextk.runs.common import RESULTS, check_config, check_trained_on, pick, prepare, write_json
+from nextk.runs.common import RESULTS, check_config, check_documents, check_trained_on, pick, prepare, write_json
 
 HF = "hf:"
 TEXT_UNITS = {
@@ -95,6 +95,7 @@ def source_inputs(cfg: Config, *, log=quiet):
         if not isinstance(k, int) or not 1 <= k <= source.length:
             raise InputError(f"window size k={k} must be between 1 and the document length {source.length}")
     origin = check_trained_on(cfg.checkpoint, cfg.source, source, cfg.allow_other_source, log)
+    check_documents(4 * cfg.num_docs + cfg.learned_docs, source.length, "eval")  # excess loss: 4 × num_docs
     return source, model, origin
 
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from nextk.console import quiet
 from nextk.errors import check_option
 from nextk.quantize import bit_size
-from nextk.runs.common import RESULTS, check_config, pick, prepare, read_json, write_json
+from nextk.runs.common import RESULTS, check_config, check_documents, pick, prepare, read_json, write_json
 from nextk.search import TESTS, default_schedule, diagnose, search
 from nextk.sources import make_source
 from nextk.stats import fmt, wilson
@@ -67,6 +67,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     source = make_source(cfg.source, **cfg.source_params)
     schedule = default_schedule(cfg.family, cfg.bits)  # validates the family first
     check_option("test", cfg.test, TESTS)  # and the test, before the folder is made
+    check_documents(cfg.decision_docs + 4 * cfg.num_docs, source.length, "the search")
     prepare(out, cfg, force_new=force_new, log=log)
     plan = pick(cfg, "eps", "k", "family", "max_start", "max_sizes", "num_docs", "test", "decision_docs")
     training = {"steps": cfg.steps, "lr": cfg.lr, "eval_every": max(cfg.steps // 3, 1)}

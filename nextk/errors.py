@@ -79,6 +79,7 @@ BOUNDS = {
     "hidden": (1, 2**20, False),
     "learned_hidden": (1, 2**20, False),
     "hard_hidden": (1, 2**20, False),
+    "threads": (1, 4096, False),  # torch threads of a command (--threads)
     "layers": (1, 1024, False),
     "heads": (1, 1024, False),
 }

@@ -134,3 +134,35 @@ def test_a_sample_of_the_sweep_through_a_real_process(tmp_path, pick):
     )
     check_refused(r.returncode, r.stdout, r.stderr, args)
     assert list(tmp_path.iterdir()) == []
+
+
+def source_cases():
+    """(source, --param, kind) for every numeric parameter of every registered source (its `--param value` pairs)."""
+    import inspect
+
+    from nextk.sources import SOURCES
+
+    out = []
+    for name, make in SOURCES.items():
+        for param, p in inspect.signature(make).parameters.items():
+            if isinstance(p.default, (int, float)) and not isinstance(p.default, bool):
+                out.append((name, param, type(p.default)))
+    return out
+
+
+@pytest.mark.parametrize("value", [HUGE, "abc"])
+def test_every_numeric_source_parameter_refuses_a_huge_value_or_a_non_number(value):
+    """Every numeric parameter refuses a non-number; every integer one but a seed refuses 10^30 (the sources'
+    limit, nextk.sources.common.MAX_PARAMETER). A huge real can be legitimate (a Dirichlet concentration), and
+    0 or −1 can be (a seed, a probability): the sources' own checks judge those."""
+    from nextk.sources.common import MAX_PARAMETER
+
+    cases = source_cases()
+    assert len(cases) >= 10
+    for name, param, kind in cases:
+        if value == HUGE and (kind is float or "seed" in param or int(HUGE) <= MAX_PARAMETER):
+            continue
+        t0 = time.perf_counter()
+        code, out, err = invoke(["sample", name, "--" + param.replace("_", "-"), value, "--num", "2"])
+        check_refused(code, out, err, [name, param, value])
+        assert time.perf_counter() - t0 < 10, (name, param)

@@ -45,3 +45,19 @@ def progress_bar(label: str, total: int, *, enabled: bool, completed: int = 0, *
                 bar.update(task, **kwargs)
 
         yield _Bar()
+
+
+@contextlib.contextmanager
+def working(label: str, *, enabled: bool):
+    """A spinner with the seconds elapsed, on stderr, while a long step with no countable parts runs (an exact
+    measurement on long documents): the command shows it is alive. Disabled: nothing."""
+    if not enabled:
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
+        bar.add_task(label, total=None)  # no total: a spinner and the time elapsed
+        yield

@@ -349,3 +349,17 @@ def test_two_trains_into_one_folder_the_second_is_refused(tmp_path):
     finally:
         first.kill()
         first.wait()
+
+
+def test_eval_shows_it_is_alive_while_it_measures(trained):
+    """On a terminal (FORCE_COLOR makes rich treat stderr as one), a spinner with the elapsed time runs while the
+    panel is measured, on stderr; stdout holds only the results."""
+    import re
+
+    args = [*DYCK8.split(), "--k", "1", "--num-docs", "20", "--learned-steps", "300"]
+    env = {**__import__("os").environ, "FORCE_COLOR": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "nextk", "eval", str(trained), *args], capture_output=True, env=env)
+    err = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", r.stderr.decode())
+    out = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", r.stdout.decode())
+    assert r.returncode == 0 and re.search(r"measuring gru-4 0:00:\d\d", err), err
+    assert "measuring" not in out and "excess loss" in out

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from nextk.checkpoint import load_model
-from nextk.console import progress_bar, quiet
+from nextk.console import progress_bar, quiet, working
 from nextk.errors import InputError
 from nextk.runs.common import RESULTS, check_config, check_documents, check_trained_on, pick, prepare, write_json
 
@@ -107,7 +107,8 @@ def run_source(cfg: Config, source, model, origin, *, log=quiet, progress: bool 
         f"measuring {model.name} on {source!r} (documents of {source.length} tokens): excess loss, then advantages "
         f"at k = {', '.join(map(str, cfg.ks))}, {cfg.num_docs} documents per estimate"
     )
-    res = measure_model(source, model, cfg.ks, log=log, **panel)
+    with working(f"measuring {model.name}", enabled=progress):
+        res = measure_model(source, model, cfg.ks, log=log, **panel)
     return {
         "name": model.name,
         "parameters": model.num_parameters,

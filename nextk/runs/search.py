@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from nextk.console import quiet
+from nextk.console import quiet, working
 from nextk.errors import check_option
 from nextk.quantize import bit_size
 from nextk.runs.common import RESULTS, check_config, check_documents, pick, prepare, read_json, write_json
@@ -81,9 +81,16 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         log(f"repeat {r + 1} of {cfg.repeats} (seed {cfg.seed + r})")
         kwargs = {**training, "checkpoint": str(Path(out) / f"repeat-{r}")}
         try:
-            one = search(
-                source, seed=cfg.seed + r, schedule=schedule, measure=cfg.measure, log=log, train_kwargs=kwargs, **plan
-            )
+            with working(f"search repeat {r + 1} of {cfg.repeats}", enabled=progress):
+                one = search(
+                    source,
+                    seed=cfg.seed + r,
+                    schedule=schedule,
+                    measure=cfg.measure,
+                    log=log,
+                    train_kwargs=kwargs,
+                    **plan,
+                )
         except Interrupted:  # the sizes trained so far are checkpointed under out/repeat-R
             raise KeyboardInterrupt from None
         records.append(json.loads(json.dumps(one.to_dict())))  # int keys → str, as read back

@@ -12,7 +12,7 @@ import typer
 
 from nextk import __version__
 from nextk.cli_build import EXTRA, THREADS_HELP, command
-from nextk.cli_support import console, fail, ks_option, source_args
+from nextk.cli_support import console, errors, fail, ks_option, number_option, source_args
 
 app = typer.Typer(
     rich_markup_mode=None,  # plain click help: no "<bool>" beside flags
@@ -21,7 +21,7 @@ app = typer.Typer(
     help="Exact tests of what next-token prediction can "
     "and cannot do (Cao & Vempala). Extra `--param value` pairs after a source name set its parameters.",
 )
-SEED = typer.Option(0, help="random seed: every draw of the run derives from it")
+SEED = typer.Option(0, help="random seed: every draw of the run derives from it", callback=number_option("seed", int))
 JSON = typer.Option(False, "--json", help="print the results as JSON instead of tables")
 
 
@@ -34,7 +34,7 @@ def version(value: bool):
 @app.callback()
 def main_options(
     _: bool = typer.Option(False, "--version", callback=version, is_eager=True, help="print the version"),
-    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP, callback=number_option("threads", int)),
 ):
     from nextk.threads import apply_policy, set_threads  # the thread policy (nextk/threads.py): torch not loaded
 
@@ -56,7 +56,7 @@ def sources():
 def sample(
     ctx: typer.Context,
     source: str = typer.Argument("dyck", help="source name (see `nextk sources`)"),
-    num: int = typer.Option(5, help="number of documents"),
+    num: int = typer.Option(5, help="number of documents", callback=number_option("num", int)),
     seed: int = SEED,
     as_json: bool = JSON,
 ):
@@ -114,18 +114,27 @@ def plot(folder: Path = typer.Argument(..., help="a run folder holding config.js
     from nextk.runs.common import CONFIG, RESULTS, read_json
 
     try:
-        kind = read_json(folder / CONFIG).get("run")
-        if kind is None:
-            raise ValueError(f"{folder}/config.json does not say which run made it")
-        paths = importlib.import_module(f"nextk.runs.{kind}").draw(read_json(folder / RESULTS), folder)
+        config = read_json(folder / CONFIG)
+        kind = config.get("run") if isinstance(config, dict) else None
+        if not isinstance(kind, str) or not (Path(__file__).parent / "runs" / f"{kind}.py").is_file():
+            raise ValueError(f"{folder}/config.json does not say which nextk run made it")
+        results = read_json(folder / RESULTS)
+        try:
+            paths = importlib.import_module(f"nextk.runs.{kind}").draw(results, folder)
+        except (KeyError, TypeError, IndexError, AttributeError) as e:  # a results.json nextk did not write
+            raise ValueError(
+                f"{folder}/results.json is not the results of a nextk {kind} run (no {e}); rerun the command"
+            ) from None
         if not paths:  # a sweep: its cells keep the figures
             raise ValueError(
                 f"{folder} holds a {kind} run, which draws no figure itself; plot its run folders (cells/ID)"
             )
         for p in paths:
-            console.print(f"wrote {p}")
+            errors.print(f"wrote {p}")
     except ValueError as e:
         fail(e)
+    except OSError as e:
+        fail(f"cannot draw into {str(folder)!r}: {e.strerror or e}")
 
 
 def sweep_inputs(values: dict, ctx: typer.Context) -> None:
@@ -159,7 +168,9 @@ command(barrier_app, "barrier", name="report", rename=BARRIER_NAMES, common=("ou
 @barrier_app.command("sampling")
 def barrier_sampling(
     digits: str = ks_option("2,4,6,8,10,12,14,16", "digits d of each prime, comma separated"),
-    budget: float = typer.Option(60.0, help="seconds shared by the four samplers"),
+    budget: float = typer.Option(
+        60.0, help="seconds shared by the four samplers", callback=number_option("budget", float)
+    ),
     seed: int = SEED,
     as_json: bool = JSON,
 ):
@@ -172,8 +183,10 @@ def barrier_sampling(
 @barrier_app.command("primes")
 def barrier_primes(
     digits: str = ks_option("2,3,4,5,6,7", "digits d, comma separated"),
-    last: int = typer.Option(2, help="digits counted exactly by primality tests (the rest by density)"),
-    budget: float = typer.Option(20.0, help="seconds shared by the timings"),
+    last: int = typer.Option(
+        2, help="digits counted exactly by primality tests (the rest by density)", callback=number_option("last", int)
+    ),
+    budget: float = typer.Option(20.0, help="seconds shared by the timings", callback=number_option("budget", float)),
     as_json: bool = JSON,
 ):
     """Exact against approximate autoregressive random primes: cost per sample and exact TV."""
@@ -182,18 +195,20 @@ def barrier_primes(
     show_primes(digits, last, budget, as_json)
 
 
-def main():
-    """`nextk`: click's usage errors (a bad value, an unknown option, a missing argument) as one line too."""
+def main(args: list[str] | None = None):
+    """`nextk`: click's usage errors (a bad value, an unknown option, a missing argument) as one line on stderr
+    too. `args`: the command line without `nextk` (default sys.argv)."""
     from typer.exceptions import Abort, TyperException
 
     try:
-        code = typer.main.get_command(app).main(standalone_mode=False, prog_name="nextk")
+        code = typer.main.get_command(app).main(args, standalone_mode=False, prog_name="nextk")
     except TyperException as e:  # typer's click: UsageError, BadParameter, NoSuchOption, …
         if type(e).__name__ == "NoArgsIsHelpError" or not hasattr(e, "format_message"):
             e.show()  # `nextk` alone: the help
         else:
             hint = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) else ""
-            console.print(f"[red]error:[/red] {e.format_message()}{hint}", highlight=False, soft_wrap=True)
+            text = " ".join(f"{e.format_message()}{hint}".split())
+            errors.print(f"[red]error:[/red] {text}", highlight=False, soft_wrap=True)
         raise SystemExit(getattr(e, "exit_code", 2)) from None
     except Abort:
         raise SystemExit(130) from None

@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from nextk.cli_support import comma_list, execute, fail, source_args
+from nextk.cli_support import comma_list, execute, fail, number_option, source_args
 
 RUNS = Path(__file__).parent / "runs"
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -105,7 +105,7 @@ def option_type(f: Field):
         )
         default = list(f.default)
         if item in ("int", "float"):
-            return str, lambda name, value: default if value is None else comma_list(name, value, SCALARS[item])
+            return str, lambda name, value: default if value is None else comma_list(name, value, SCALARS[item], f.name)
         if item == "str":
             return (
                 Optional[list[str]],
@@ -170,7 +170,10 @@ def command(
                 default = (",".join(map(str, default)) or None) if annotation is str else None
             flag = "--" + rename.get(f.name, f.name).replace("_", "-")
             decls = [f"{flag}/--no-{flag[2:]}"] if annotation in (bool, Optional[bool]) else [flag]
-            info = typer.Option(default, *decls, help=text, metavar="A,B,…" if parser and annotation is str else None)
+            number = next((t for t in (int, float) if annotation in (t, Optional[t])), None)
+            check = number_option(f.name, number, flag, f.default) if number else None  # bounds: nextk/errors.py BOUNDS
+            metavar = "A,B,…" if parser and annotation is str else None
+            info = typer.Option(default, *decls, help=text, metavar=metavar, callback=check)
         params.append(
             inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info, annotation=annotation)
         )
@@ -184,7 +187,7 @@ def command(
             inspect.Parameter(c, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info, annotation=annotation)
         )
     names = {f.name for f in fields}
-    threads = typer.Option(None, help=THREADS_HELP)  # the thread policy, on every command (nextk/threads.py)
+    threads = typer.Option(None, help=THREADS_HELP, callback=number_option("threads", int))  # nextk/threads.py
     params.append(
         inspect.Parameter("threads", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=threads, annotation=Optional[int])
     )

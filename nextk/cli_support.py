@@ -12,15 +12,34 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-console = Console()
+console = Console()  # results: tables and JSON on stdout
+errors = Console(stderr=True)  # errors, warnings and progress on stderr, so stdout holds only results
 NAMES = {int: "integers", float: "numbers"}
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+CHUNK = 4096  # documents whose exact log-probabilities `sample` computes at once
 
 
 def fail(err: Exception | str, code: int = 2):
-    """One line on stderr-free stdout, no traceback: 'error: …', exit 2."""
-    console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+    """One line on stderr, no traceback: 'error: …', exit 2."""
+    text = " ".join(str(err).split())  # one line, whatever the message held
+    errors.print(f"[red]error:[/red] {text}", highlight=False, soft_wrap=True, markup=True)
     raise typer.Exit(code)
+
+
+def number_option(name: str, kind: type, flag: str | None = None, default=None):
+    """The callback of a numeric option: its value within bounds(name) (nextk/errors.py), else one line, exit 2.
+    A list option (a comma list, parsed later) is checked item by item where it is parsed."""
+    from nextk.errors import InputError, check_number
+
+    def check(value):
+        if value is not None:
+            try:
+                check_number(name, value, kind, flag or "--" + name.replace("_", "-"), default)
+            except InputError as e:
+                fail(e)
+        return value
+
+    return check
 
 
 def ks_option(default: str, help: str = "window sizes k, comma separated"):
@@ -31,15 +50,24 @@ def parse_ints(param: typer.CallbackParam, value: str) -> list[int]:
     return comma_list(param.name, value, int)
 
 
-def comma_list(name: str, value, cast) -> list:
+def comma_list(name: str, value, cast, field: str | None = None) -> list:
+    """A comma list of numbers for option `name` (of Config field `field`), each within the field's bounds."""
     if isinstance(value, list):  # the default, untouched
         return value
+    from nextk.errors import InputError, check_number
+
+    flag = f"--{name.replace('_', '-')}"
     try:
         out = [cast(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        fail(f"--{name.replace('_', '-')} takes comma-separated {NAMES[cast]}, got {value!r}")
+        fail(f"{flag} takes comma-separated {NAMES[cast]}, got {value!r}")
     if not out:
-        fail(f"--{name.replace('_', '-')} takes at least one value")
+        fail(f"{flag} takes at least one value")
+    try:
+        for v in out:
+            check_number(field or name, v, cast, flag)
+    except InputError as e:
+        fail(e)
     return out
 
 
@@ -89,13 +117,14 @@ def execute(
     """Run `nextk.runs.<kind>` on cfg into `out` (default folder when None), then print its report and
     draw its plots. Bad input: one line, exit 2. Ctrl-C: where it stopped and how to resume, exit 130."""
     from nextk.console import printer, quiet
-    from nextk.runs.common import default_folder
+    from nextk.runs.common import check_config, default_folder, release
     from nextk.train import Interrupted
 
     module = importlib.import_module(f"nextk.runs.{kind}")
     folder = Path(out) if out is not None else default_folder(getattr(cfg, "run_name", lambda: kind)())
     log = quiet if as_json else printer()
     try:
+        check_config(cfg)  # every number within its bounds before any work
         results = module.run(
             cfg, folder if write else None, log=log, progress=progress and not as_json, force_new=force_new
         )
@@ -103,16 +132,30 @@ def execute(
         fail(f"{e}; run the same command again to resume from step {e.saved_step}" if e.saved_step else e, 130)
     except KeyboardInterrupt:
         fail(f"interrupted; what was finished is in {folder}" if write else "interrupted", 130)
-    except ValueError as e:  # InputError, TooLargeError, NotExactError, CheckpointError
+    except (ValueError, OverflowError) as e:  # InputError, TooLargeError, NotExactError, CheckpointError
         fail(e)
+    except MemoryError:
+        fail(f"{kind} ran out of memory; use smaller sizes (--num-docs, widths, lengths)")
+    except RuntimeError as e:  # torch's allocator ("can't allocate …") and TrainingError
+        if "alloc" not in str(e).lower() and "memory" not in str(e).lower() and type(e).__name__ != "TrainingError":
+            raise
+        fail(e)
+    except OSError as e:  # an --out the process cannot write (/proc/x, a read-only disk, a full disk)
+        fail(f"cannot write {str(e.filename or folder)!r}: {e.strerror or e}")
+    finally:
+        release()
     plots = module.draw(results, folder) if write else []
     if as_json:
         print(json.dumps(results, indent=2))
-        return results
-    for item in module.show(results):  # every run module says what a person reads on the console
-        console.print(item)
-    if write:
-        console.print(f"wrote {folder}/config.json, results.json" + "".join(f", {p.name}" for p in plots))
+    else:
+        for item in module.show(results):  # every run module says what a person reads on the console
+            console.print(item)
+        if write:
+            errors.print(f"wrote {folder}/config.json, results.json" + "".join(f", {p.name}" for p in plots))
+    failed = results.get("failed") if isinstance(results, dict) else None
+    if isinstance(failed, list) and failed:  # a sweep (or reproduce) with failed cells is not a success
+        total = results.get("cells", "?")
+        fail(f"{len(failed)} of {total} cells failed (see {folder}/cells/*/error.txt); run again to retry them", 1)
     return results
 
 
@@ -138,18 +181,25 @@ def show_samples(name: str, params: dict, num: int, seed: int, as_json: bool) ->
 
     if num < 1:
         fail(f"--num must be ≥ 1, got {num}")
-    from nextk.errors import TooLargeError
+    from nextk.errors import TooLargeError, check_memory
 
     note = None
     try:
         src = make_source(name, **params)
+        # the tokens (int64), their decoded text (a Python str per document, ~60 bytes a character) and the
+        # printed output; log-probabilities are computed in chunks of CHUNK documents, their memory bounded
+        check_memory(num * src.length * (8 + 60 + 8), f"{num:,} documents of {src.length:,} tokens")
         x = src.sample(num, generator=seed)
         try:
-            lps = src.log_prob(x).tolist() if src.exact else [None] * num
+            lps = [None] * num
+            if src.exact:
+                lps = [lp for i in range(0, num, CHUNK) for lp in src.log_prob(x[i : i + CHUNK]).tolist()]
         except TooLargeError as e:  # samples are cheap, exact probabilities are not: show the samples
             lps, note = [None] * num, f"log p̄ not computed: {e}"
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         fail(e)
+    except MemoryError:
+        fail(f"{num:,} documents of {src.length:,} tokens do not fit in memory; ask for fewer (--num)")
     rows = [{"text": t, "log_prob": lp} for t, lp in zip(src.decode(x), lps)]
     if as_json:
         print(json.dumps({"source": repr(src), "params": src.params, "samples": rows, "note": note}, indent=2))

@@ -11,12 +11,13 @@ def quiet(*args, **kwargs) -> None:
 
 
 def printer(enabled: bool = True):
-    """`rich` printing when enabled, else `quiet`: the logger a command hands to the library."""
+    """`rich` printing on stderr when enabled, else `quiet`: the logger a command hands to the library (stdout
+    holds only results)."""
     if not enabled:
         return quiet
     from rich.console import Console
 
-    return Console(stderr=False).print
+    return Console(stderr=True).print
 
 
 class _NoBar:
@@ -31,12 +32,13 @@ def progress_bar(label: str, total: int, *, enabled: bool, completed: int = 0, *
     if not enabled:
         yield _NoBar()
         return
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     label_column = TextColumn("{task.fields[label]}", style="bold", markup=False)  # a name from data, not markup
     columns = [label_column, BarColumn(), TextColumn("{task.completed}/{task.total}")]
     columns += [TextColumn(f"{name} {{task.fields[{name}]}}") for name in fields]
-    with Progress(*columns, TimeRemainingColumn(), transient=True) as bar:
+    with Progress(*columns, TimeRemainingColumn(), transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(label, total=total, completed=completed, label=label, **fields)
 
         class _Bar:
@@ -56,3 +58,19 @@ def plain(text: str) -> str:
         return Text.from_markup(text).plain
     except MarkupError:
         return text
+
+
+@contextlib.contextmanager
+def working(label: str, *, enabled: bool):
+    """A spinner with the seconds elapsed, on stderr, while a long step with no countable parts runs (an exact
+    measurement on long documents): the command shows it is alive. Disabled: nothing."""
+    if not enabled:
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
+        bar.add_task(label, total=None)  # no total: a spinner and the time elapsed
+        yield

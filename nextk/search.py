@@ -204,7 +204,8 @@ def search(
     def loss_at(j: int) -> float:
         configs[j] = schedule(j)
         models[j] = build(family, v, configs[j], seed + j)
-        train(models[j], source, seed=seed, **kwargs)  # same seed: same training data for every size
+        sized = {**kwargs, "checkpoint": f"{kwargs['checkpoint']}/size-{j}"} if kwargs.get("checkpoint") else kwargs
+        train(models[j], source, seed=seed, **sized)  # same seed: same training data for every size
         models[j].eval()
         lq = batched_log_prob(models[j], decision)
         per_doc[j] = -lq / n

@@ -33,8 +33,8 @@ def one_line_error(command: str, *needles: str) -> str:
         ("plot runs/nope", ["does not exist"]),
         (f"{TRAIN.replace('--steps 20', '--steps 0')} --out {{tmp}}/a", ["steps must be ≥ 1"]),
         (f"{TRAIN.replace('--steps 20', '--steps -5')} --out {{tmp}}/a", ["steps must be ≥ 1"]),
-        (f"{TRAIN.replace('--eval-every 10', '--eval-every 0')} --out {{tmp}}/a", ["eval_every must be ≥ 1"]),
-        (f"{TRAIN} --batch-size 0 --out {{tmp}}/a", ["batch_size must be ≥ 1"]),
+        (f"{TRAIN.replace('--eval-every 10', '--eval-every 0')} --out {{tmp}}/a", ["--eval-every must be ≥ 1"]),
+        (f"{TRAIN} --batch-size 0 --out {{tmp}}/a", ["--batch-size must be ≥ 1"]),
         (f"{TRAIN} --model rnn --out {{tmp}}/a", ["unknown model"]),
         ("sample hmm --n_states 0", ["n_states ≥ 1"]),
         ("sample hmm --n_states -1", ["n_states ≥ 1"]),
@@ -55,9 +55,9 @@ def test_bad_input_is_one_line(tmp_path, command, needles):
 
 def test_errors_after_a_checkpoint_exists(tmp_path):
     cli_json(f"{TRAIN} --out {tmp_path / 'g'}")
-    one_line_error(f"eval {tmp_path / 'g'} {DYCK8} --num-docs 0 --k 1", "num_docs must be a positive integer")
+    one_line_error(f"eval {tmp_path / 'g'} {DYCK8} --num-docs 0 --k 1", "--num-docs must be ≥ 1")
     one_line_error(f"eval {tmp_path / 'g'} {DYCK8} --k 9", "k=9")
-    one_line_error(f"bits {tmp_path / 'g'} {DYCK8} --int-bits -1 --out {tmp_path / 'b'}", "int_bits")
+    one_line_error(f"bits {tmp_path / 'g'} {DYCK8} --int-bits -1 --out {tmp_path / 'b'}", "--int-bits")
     assert not (tmp_path / "b" / "results.json").exists()  # validated before any work
     cli_json(f"train {DYCK8} --model transformer --hidden 8 --heads 2 --steps 5 --out {tmp_path / 't'}")
     one_line_error(f"bits {tmp_path / 't'} {DYCK8} --out {tmp_path / 'tb'}", "graph RNNs", "transformer")

@@ -25,7 +25,7 @@ from nextk.distinguishers import LearnedDistinguisher, OptimalDistinguisher
 from nextk.distinguishers.checks import pass_rate
 from nextk.errors import InputError, TooLargeError
 from nextk.measure import batched_log_prob, kl, support
-from nextk.runs.common import RESULTS, prepare, write_json
+from nextk.runs.common import RESULTS, check_trained_on, prepare, write_json
 from nextk.sources import make_source
 from nextk.stats import Estimate, exact, fmt
 
@@ -45,6 +45,7 @@ class Config:
     distill_docs: int = 4096  # samples of the boosted model distilled on (its exact conditionals as targets)
     distill_lr: float = 1e-3  # AdamW learning rate of distillation (small: it starts from q)
     exact_support: int = 200_000  # KLs are exact when p's support has at most this many strings
+    allow_other_source: bool = False  # boost on a source other than the one the checkpoint was trained on
 
 
 def pick_distinguisher(spec: str, source, model, k: int, seed: int):
@@ -110,6 +111,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     k, spec, num_docs, seed, distill_steps = cfg.k, cfg.distinguisher, cfg.num_docs, cfg.seed, cfg.distill_steps
     n = source.length
     name, make = pick_distinguisher(spec, source, model, k, seed)  # a bad spec fails before the folder exists
+    check_trained_on(cfg.checkpoint, cfg.source, source, cfg.allow_other_source, log)  # as eval: before the folder
     prepare(out, cfg, force_new=force_new, log=log)
     d = make()
     b = boost(model, d, k, p=source, num_docs=num_docs, seed=seed)

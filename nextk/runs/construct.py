@@ -43,7 +43,7 @@ from nextk.construct import (
 from nextk.construct.bits import measured_int_bits
 from nextk.construct.distinguishers import best_window_indicator
 from nextk.construct.execute import run as run_graph
-from nextk.errors import InputError, check_enumeration
+from nextk.errors import MAX_ENUMERATION, InputError, TooLargeError
 from nextk.measure import all_strings, kl
 from nextk.runs.common import RESULTS, prepare, write_json
 from nextk.sources import HMM, make_source
@@ -77,6 +77,8 @@ def _stats(b) -> dict:
 
 
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
+    if cfg.source not in ("parity", "dyck"):  # the sources whose checker is compiled into an RNN
+        raise InputError(f"construct runs on parity or dyck (a compiled checker), not {cfg.source!r}")
     source = make_source(cfg.source, **cfg.source_params)
     n, v, k = source.length, source.vocab_size, cfg.k
     if not 1 <= cfg.execute_rounds <= cfg.rounds:
@@ -87,9 +89,13 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         raise InputError(f"need 1 ≤ k ≤ length, got k={k}, length={n}")
     if any(int(f) != f or f < 0 for f in cfg.frac_bits) or cfg.q_frac_bits < 1:
         raise InputError(f"frac_bits must be non-negative integers and q_frac_bits ≥ 1, got {cfg.frac_bits}")
-    check_enumeration(v**n, f"every string of {v}^{n} (the construction is compared on all of them)")
-    check_enumeration(v**k, f"synchronised enumeration of {v}^{k} continuations per token")
     checker = checker_rnn(source, k)  # refuses sources without a compiled checker, before any work
+    for count, what in ((v**n, f"every string of {v}^{n}"), (v**k, f"{v}^{k} continuations per token")):
+        if count > MAX_ENUMERATION:  # the construction is exact: no sampling estimator applies here
+            raise TooLargeError(
+                f"construct enumerates {what} ({count:,}, over the budget of {MAX_ENUMERATION:,}); "
+                f"give the source a shorter --length or a smaller --k"
+            )
     q = HMM.random(cfg.hmm_states, v, n, seed=cfg.seed, stay=cfg.hmm_stay)
     prepare(out, cfg, force_new=force_new, log=log)
     x = all_strings(v, n)

@@ -17,11 +17,12 @@ from nextk.console import quiet
 from nextk.errors import InputError
 from nextk.evaluation import measure_model
 from nextk.models import MODELS
-from nextk.runs.common import RESULTS, pick, prepare, write_json
+from nextk.runs.common import RESULTS, check_documents, pick, prepare, read_json, write_json
 from nextk.sources import make_source
 from nextk.stats import fmt
 from nextk.train import check_budget, train
 
+MEASURED = "measured.json"  # per model folder: its panel, one window size at a time (what a resume skips)
 TARGET_SHARE = 0.5  # the learned distinguisher should reach half of the TV ceiling where TV is large
 
 
@@ -59,6 +60,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         check_window(k, source.length)
     if not cfg.sizes or min(cfg.sizes) < 1:
         raise InputError(f"--sizes must be widths ≥ 1, got {cfg.sizes}")
+    check_documents(4 * cfg.num_docs + cfg.learned_docs + cfg.batch_size, source.length, "the demo")
     prepare(out, cfg, force_new=force_new, log=log)
     results = {
         "run": cfg.run_name(),
@@ -76,8 +78,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         log(f"{model.name}: {model.num_parameters} parameters, training {cfg.steps} steps")
         budget = pick(cfg, "steps", "batch_size", "lr", "seed", "eval_every")
         tr = train(model, source, checkpoint=out / model.name, progress=progress, log=log, **budget)
-        panel = pick(cfg, "num_docs", "seed", "learned_hidden", "learned_steps", "learned_docs")
-        m = measure_model(source, model, cfg.ks, log=log, **panel)
+        m = measure_kept(source, model, cfg, tr.to_dict(), out / model.name, log=log)
         kept = kept_step(tr.to_dict())
         log(f"{model.name}: {kept['sentence']}")
         results["models"].append(
@@ -94,6 +95,29 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     results["seconds"] = time.perf_counter() - t0
     write_json(out / RESULTS, results)
     return results
+
+
+def measure_kept(source, model, cfg: Config, trained: dict, folder: Path, *, log=quiet) -> dict:
+    """`measure_model` one window size at a time, each finished k kept in folder/measured.json and skipped when
+    the demo resumes. Every k draws from its own seeds (seed + 100 + k, …), so the panel is the same measured
+    in one go or across interruptions. A record for other panel settings or another training state is ignored."""
+    panel = pick(cfg, "num_docs", "seed", "learned_hidden", "learned_steps", "learned_docs")
+    key = {"panel": panel, "source": source.params, "steps": trained["steps"], "best_step": trained["best_step"]}
+    path = folder / MEASURED
+    kept = read_json(path) if path.is_file() else {}
+    if kept.get("key") != key:
+        kept = {"key": key, "windows": {}}
+    for k in cfg.ks:
+        if str(k) in kept["windows"] and "head" in kept:
+            log(f"  k={k}: measured before ({path})")
+            continue
+        m = measure_model(source, model, [k], log=log, **panel)
+        kept["head"] = {name: value for name, value in m.items() if name != "windows"}  # excess loss: same seed
+        kept["windows"][str(k)] = m["windows"][0]
+        write_json(path, kept)
+    if "head" not in kept:  # no window sizes: the excess loss alone
+        kept["head"] = measure_model(source, model, [], log=log, **panel)
+    return {**kept["head"], "windows": [kept["windows"][str(k)] for k in cfg.ks]}
 
 
 def kept_step(train: dict) -> dict:

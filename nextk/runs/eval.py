@@ -24,9 +24,9 @@ import torch
 from rich.markup import escape
 
 from nextk.checkpoint import load_model
-from nextk.console import progress_bar, quiet
+from nextk.console import progress_bar, quiet, working
 from nextk.errors import InputError
-from nextk.runs.common import CONFIG, RESULTS, pick, prepare, read_json, write_json
+from nextk.runs.common import RESULTS, check_config, check_documents, check_trained_on, pick, prepare, write_json
 
 HF = "hf:"
 TEXT_UNITS = {
@@ -69,30 +69,24 @@ class Config:
         return "eval"
 
 
-def trained_on(checkpoint: str) -> dict | None:
-    """The source and parameters recorded in the checkpoint's run folder (None if not recorded)."""
-    path = Path(checkpoint)
-    folder = path if path.is_dir() else path.parent
-    if not (folder / CONFIG).is_file():
-        return None
-    cfg = read_json(folder / CONFIG)
-    return {"source": cfg.get("source"), "source_params": cfg.get("source_params", {})} if "source" in cfg else None
-
-
 def run(cfg: Config, out: Path | None = None, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
-    if out is not None:
-        prepare(out, cfg, force_new=force_new)
+    check_config(cfg)
     if cfg.checkpoint.startswith(HF):
+        if out is not None:
+            prepare(out, cfg, force_new=force_new)
         res = run_text(cfg, log=log, progress=progress)
     else:
-        res = run_source(cfg, log=log)
+        inputs = source_inputs(cfg, log=log)  # source, checkpoint and the trained-on check before any folder
+        if out is not None:
+            prepare(out, cfg, force_new=force_new)
+        res = run_source(cfg, *inputs, log=log, progress=progress)
     if out is not None:
         write_json(Path(out) / RESULTS, res)
     return res
 
 
-def run_source(cfg: Config, *, log=quiet) -> dict:
-    from nextk.evaluation import measure_model
+def source_inputs(cfg: Config, *, log=quiet):
+    """(source, model, what the checkpoint was trained on), every one checked."""
     from nextk.sources import make_source
 
     if not cfg.source:
@@ -102,19 +96,21 @@ def run_source(cfg: Config, *, log=quiet) -> dict:
     for k in cfg.ks:
         if not isinstance(k, int) or not 1 <= k <= source.length:
             raise InputError(f"window size k={k} must be between 1 and the document length {source.length}")
-    origin = trained_on(cfg.checkpoint)
-    here = {"source": cfg.source, "source_params": source.params}
-    if origin is not None:
-        origin_params = make_source(origin["source"], **origin["source_params"]).params
-        if (origin["source"], origin_params) != (here["source"], here["source_params"]):
-            msg = (
-                f"{cfg.checkpoint} was trained on {origin['source']} {origin_params}, not {cfg.source} {source.params}"
-            )
-            if not cfg.allow_other_source:
-                raise InputError(msg + "; pass --allow-other-source to evaluate it there anyway")
-            log(f"[yellow]warning:[/yellow] {msg}")
+    origin = check_trained_on(cfg.checkpoint, cfg.source, source, cfg.allow_other_source, log)
+    check_documents(4 * cfg.num_docs + cfg.learned_docs, source.length, "eval")  # excess loss: 4 × num_docs
+    return source, model, origin
+
+
+def run_source(cfg: Config, source, model, origin, *, log=quiet, progress: bool = False) -> dict:
+    from nextk.evaluation import measure_model
+
     panel = pick(cfg, "num_docs", "seed", "learned", "learned_steps", "learned_docs")
-    res = measure_model(source, model, cfg.ks, log=log, **panel)
+    log(
+        f"measuring {model.name} on {source!r} (documents of {source.length} tokens): excess loss, then advantages "
+        f"at k = {', '.join(map(str, cfg.ks))}, {cfg.num_docs} documents per estimate"
+    )
+    with working(f"measuring {model.name}", enabled=progress):
+        res = measure_model(source, model, cfg.ks, log=log, **panel)
     return {
         "name": model.name,
         "parameters": model.num_parameters,

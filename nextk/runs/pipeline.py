@@ -27,6 +27,15 @@ class Config:
     train: dict  # nextk.runs.train Config fields: source, source_params, model, width, steps, seed, …
     then: list = field(default_factory=list)  # follow-ups: {"run": "boost" | "bits" | "eval", **its Config fields}
 
+    def __post_init__(self):
+        """The train config and every follow-up checked at once (types, numbers, run names), so a sweep refuses a
+        bad pipeline cell before any cell runs, not in the worker after retries."""
+        if not isinstance(self.train, dict) or not isinstance(self.then, list):
+            raise InputError(f"a pipeline takes train = a table and then = a list, got {self.train!r}, {self.then!r}")
+        tcfg = config_from(train_run.Config, dict(self.train))
+        for step in self.then:
+            follow_up(step, tcfg, Path("train"))
+
     def run_name(self) -> str:
         return f"pipeline-{self.train.get('source', 'source')}-{self.train.get('model', 'gru')}"
 

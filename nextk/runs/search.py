@@ -17,12 +17,14 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from nextk.console import quiet
+from nextk.console import quiet, working
 from nextk.errors import check_option
-from nextk.runs.common import RESULTS, pick, prepare, write_json
-from nextk.search import TESTS, default_schedule, search_repeats
+from nextk.quantize import bit_size
+from nextk.runs.common import RESULTS, check_config, check_documents, pick, prepare, read_json, write_json
+from nextk.search import TESTS, default_schedule, diagnose, search
 from nextk.sources import make_source
-from nextk.stats import fmt
+from nextk.stats import fmt, wilson
+from nextk.train import Interrupted
 
 SHORT_KEYS = {"hidden": "h", "size": "s", "steps_per_token": "τ", "d_model": "d", "layers": "L", "heads": "H"}
 
@@ -59,18 +61,60 @@ class Config:
 
 
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
+    """The repeats one by one, each kept in out/repeat-R.json when it finishes, and each size's training
+    checkpointed in out/repeat-R/size-J: an interrupted search resumes there (finished repeats are read back,
+    the running repeat's finished sizes are not trained again). Same seed, same result, interrupted or not."""
+    check_config(cfg)
     source = make_source(cfg.source, **cfg.source_params)
     schedule = default_schedule(cfg.family, cfg.bits)  # validates the family first
     check_option("test", cfg.test, TESTS)  # and the test, before the folder is made
+    check_documents(cfg.decision_docs + 4 * cfg.num_docs, source.length, "the search")
     prepare(out, cfg, force_new=force_new, log=log)
-    plan = pick(cfg, "eps", "k", "family", "max_start", "max_sizes", "seed", "num_docs", "test", "decision_docs")
+    plan = pick(cfg, "eps", "k", "family", "max_start", "max_sizes", "num_docs", "test", "decision_docs")
     training = {"steps": cfg.steps, "lr": cfg.lr, "eval_every": max(cfg.steps // 3, 1)}
-    res = search_repeats(
-        source, cfg.repeats, schedule=schedule, measure=cfg.measure, log=log, train_kwargs=training, **plan
-    )
-    res = {"source": repr(source), "source_params": source.params, **json.loads(json.dumps(res))}  # int keys → str
+    records = []
+    for r in range(cfg.repeats):
+        path = Path(out) / f"repeat-{r}.json"
+        if path.is_file():
+            log(f"repeat {r + 1} of {cfg.repeats}: finished before ({path})")
+            records.append(read_json(path))
+            continue
+        log(f"repeat {r + 1} of {cfg.repeats} (seed {cfg.seed + r})")
+        kwargs = {**training, "checkpoint": str(Path(out) / f"repeat-{r}")}
+        try:
+            with working(f"search repeat {r + 1} of {cfg.repeats}", enabled=progress):
+                one = search(
+                    source,
+                    seed=cfg.seed + r,
+                    schedule=schedule,
+                    measure=cfg.measure,
+                    log=log,
+                    train_kwargs=kwargs,
+                    **plan,
+                )
+        except Interrupted:  # the sizes trained so far are checkpointed under out/repeat-R
+            raise KeyboardInterrupt from None
+        records.append(json.loads(json.dumps(one.to_dict())))  # int keys → str, as read back
+        write_json(path, records[-1])
+    res = combine(records)
+    res = {"source": repr(source), "source_params": source.params, **res}
     write_json(out / RESULTS, res)
     return res
+
+
+def combine(records: list[dict]) -> dict:
+    """What nextk.search.search_repeats reports, from the repeats' records: how often two sizes sufficed
+    (a Wilson interval), the bit sizes of the output models (Algorithm 2), and the diagnosis."""
+    two = sum(1 for r in records if len(r["tried"]) == 2)
+    share = wilson(two, len(records), "runs that stopped after two sizes").to_dict()
+    stops = [r["configs"][str(r["stop_index"])] for r in records]
+    return {
+        "repeats": len(records),
+        "two_sizes": share,
+        "runs": records,
+        "bit_size": [bit_size(*c["bits"]) for c in stops if "bits" in c],
+        "diagnosis": diagnose(records, share),
+    }
 
 
 def compact(cfg: dict) -> str:

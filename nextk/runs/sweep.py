@@ -243,9 +243,10 @@ def expand(spec: dict | str | Path, retries: int | None = None) -> list[Cell]:
             for name, value in point.items():
                 set_path(merged, name, json.loads(json.dumps(value)))
             try:
-                cfg = config_from(module.Config, merged)
-            except TypeError as e:
-                raise InputError(f"sweep part {part['name']!r}: {e}") from None
+                cfg = config_from(module.Config, merged)  # every number checked: a bad cell stops the sweep here
+            except (TypeError, InputError) as e:
+                cell = ", ".join(f"{k}={v!r}" for k, v in point.items())
+                raise InputError(f"sweep part {part['name']!r}{' cell ' + cell if cell else ''}: {e}") from None
             full = json.loads(json.dumps(asdict(cfg)))
             key = digest(module.__name__, full)
             if key in cells:
@@ -301,23 +302,34 @@ def run_cell(kind: str, config: dict, folder: Path, threads: int = 1) -> dict:
         return module.run(cfg, folder, log=log, progress=False)
 
 
-def _watch_parent() -> None:
-    """A cell process ends itself when its parent (the fork server, which ends with the sweep) is gone, so a
-    killed sweep leaves no cell running behind it."""
-    parent = os.getppid()
+def _watch_driver(lifeline) -> None:
+    """A cell process ends itself the moment the sweep's driver is gone, so a killed sweep (even by SIGKILL)
+    leaves no cell running behind it to write into a folder the resumed sweep runs again. The cell's parent is
+    the fork server, which outlives the driver while any cell runs (each cell holds the server's alive pipe),
+    so the cell watches the driver itself: `lifeline` is the read end of a pipe whose only write end the driver
+    holds, and reading it ends (EOF) when the driver exits, however it exits. On Linux the cell also dies with
+    the fork server (prctl PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        parent = os.getppid()
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the server died before the request took hold
+            os._exit(143)
 
     def watch():
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(143)
+        try:
+            lifeline.recv_bytes()  # the driver never writes: this returns only by EOF
+        except (EOFError, OSError):
+            pass
+        os._exit(143)
 
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _local_cell(kind: str, config: dict, folder: str, threads: int) -> None:
+def _local_cell(kind: str, config: dict, folder: str, threads: int, lifeline) -> None:
     """The target of a local cell process: exit 0 when the run returned, 1 with error.txt when it raised."""
-    _watch_parent()
+    _watch_driver(lifeline)
     try:
         run_cell(kind, config, Path(folder), threads)
     except BaseException:
@@ -424,7 +436,7 @@ class LocalBackend(Backend):
     def __init__(self, out: Path, workers: int, kinds: set[str]):
         import multiprocessing as mp
 
-        self.out, self.limit, self.running = out, max(1, workers), {}
+        self.out, self.limit, self.running, self.lifelines = out, max(1, workers), {}, {}
         self.ctx = mp.get_context("forkserver")
         preload = ["nextk.runs.sweep"] + [run_module(k).__name__ for k in sorted(kinds)]
         try:
@@ -438,12 +450,17 @@ class LocalBackend(Backend):
     def submit(self, cell: Cell) -> None:
         folder = self.folder(cell)
         (folder / ERROR).unlink(missing_ok=True)
+        lifeline, held = self.ctx.Pipe(duplex=False)  # the cell reads, the driver alone holds the write end
         p = self.ctx.Process(
-            target=_local_cell, args=(cell.run, cell.config, str(folder), cell.threads), name=f"nextk-cell-{cell.id}"
+            target=_local_cell,
+            args=(cell.run, cell.config, str(folder), cell.threads, lifeline),
+            name=f"nextk-cell-{cell.id}",
         )
         with _main_hidden():
             p.start()
+        lifeline.close()
         self.running[p.sentinel] = (p, cell, time.perf_counter())
+        self.lifelines[p.sentinel] = held
 
     def poll(self, timeout: float = 1.0) -> list[tuple[Cell, Outcome]]:
         from multiprocessing.connection import wait
@@ -452,6 +469,7 @@ class LocalBackend(Backend):
         for sentinel in wait(list(self.running), timeout):
             p, cell, t0 = self.running.pop(sentinel)
             p.join()
+            self.lifelines.pop(sentinel).close()
             seconds = time.perf_counter() - t0
             err = self.out / CELLS / cell.id / ERROR
             if p.exitcode == 0:
@@ -470,6 +488,9 @@ class LocalBackend(Backend):
                 p.kill()
                 p.join()
         self.running.clear()
+        for held in self.lifelines.values():
+            held.close()
+        self.lifelines.clear()
 
 
 class RayBackend(Backend):
@@ -750,7 +771,7 @@ def collect(out: Path, cells: list[Cell]) -> list[dict]:
 
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
     """Run the sweep into `out` (resuming it), write the table; results.json is the summary."""
-    read_spec(cfg.spec)  # a missing or malformed spec fails before the folder is made
+    expand(cfg.spec, cfg.retries)  # a missing or malformed spec, or any cell's bad config, fails before the folder
     prepare(out, cfg, extendable=tuple(f.name for f in fields(Config)), force_new=force_new)
     res = execute_sweep(cfg.spec, out, cfg, log=log)
     write_json(Path(out) / RESULTS, res)

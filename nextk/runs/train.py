@@ -2,18 +2,26 @@
 same command resumes it, and a larger --steps extends a finished run.
 
 Resuming with another source, source parameter, model family or size is refused (the fields are
-named); changing only the step budget (or patience) extends the run, and says so."""
+named); changing only the step budget (or patience) extends the run, and says so; a budget below the steps
+the run has already taken is refused (the folder would claim a budget its model is past). Everything is
+checked (numbers, source, the model's memory) before the folder is claimed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
+from nextk.checkpoint import load_state
 from nextk.console import quiet
+from nextk.errors import InputError, TooLargeError, check_memory
 from nextk.models import TRAINABLE
-from nextk.runs.common import RESULTS, pick, prepare, write_json
+from nextk.runs.common import RESULTS, check_config, differing, pick, prepare, write_json
 from nextk.sources import make_source
 from nextk.train import check_budget, train
+
+STATE = "train_state.pt"
 
 EXTENDABLE = ("steps", "patience")  # what may change when a run is resumed
 
@@ -38,20 +46,46 @@ class Config:
 
 
 def build(cfg: Config, vocab_size: int, length: int):
+    """The model of the config, after its training memory is estimated (the model built on torch's meta device,
+    which allocates nothing) and found to fit."""
     if cfg.model not in TRAINABLE:
-        from nextk.errors import InputError
-
         raise InputError(f"unknown model {cfg.model!r}; choose one of {sorted(TRAINABLE)}")
     shape = pick(cfg, "width", "layers", "size", "steps_per_token", "heads", "seed")
+    try:
+        with torch.device("meta"):
+            ghost = TRAINABLE[cfg.model].from_options(vocab_size, length=length, **shape)
+    except RuntimeError as e:  # sizes whose element count overflows
+        raise TooLargeError(f"{cfg.model} of width {cfg.width} is too large to build: {e}") from None
+    params = sum(p.numel() for p in ghost.parameters())
+    width = max(cfg.width, cfg.size)
+    # weights, gradients, AdamW's two moments, the best-so-far copy and a checkpoint's copy: six float32 copies;
+    # activations: about ten float32 values per (document, position, unit, layer) kept for the backward pass
+    need = 6 * 4 * params + 10 * 4 * cfg.batch_size * length * width * cfg.layers
+    check_memory(need, f"training {cfg.model} of width {cfg.width} ({params:,} parameters, batch {cfg.batch_size})")
     return TRAINABLE[cfg.model].from_options(vocab_size, length=length, **shape)
 
 
+def reached(out: Path, cfg: Config, force_new: bool) -> int:
+    """Steps the run in `out` has already taken (0 for a new folder, or one --force-new will clear)."""
+    old, differ = differing(out, cfg, EXTENDABLE)
+    if old is None or (differ and force_new) or not (Path(out) / STATE).is_file():
+        return 0
+    return int(load_state(Path(out) / STATE)["result"]["steps"])
+
+
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
+    check_config(cfg)
     check_budget(
         steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every, patience=cfg.patience, data=cfg.data
     )
     source = make_source(cfg.source, **cfg.source_params)
     model = build(cfg, source.vocab_size, source.length)
+    done = reached(out, cfg, force_new)
+    if cfg.steps < done:
+        raise InputError(
+            f"{out} has already trained {done} steps, more than --steps {cfg.steps}: give --steps ≥ {done} to "
+            f"extend or resume it, or a new --out"
+        )
     old = prepare(out, cfg, extendable=EXTENDABLE, force_new=force_new, log=log)
     if old is not None and old.get("steps") != cfg.steps:
         log(f"extending the step budget of {out} from {old.get('steps')} to {cfg.steps}")

@@ -15,8 +15,10 @@ import math
 import torch
 from torch import Tensor
 
-from nextk.errors import InputError
+from nextk.errors import InputError, checked_arguments
 from nextk.lm import State, check_tokens, gather_log_prob, log_probs_by_steps, make_generator, sample_by_steps
+
+MAX_PARAMETER = 10**6  # the largest integer parameter (length, depth, digits, …) a source takes, seeds aside
 
 
 class TokenSource:
@@ -25,6 +27,14 @@ class TokenSource:
     vocab: list[str]
     length: int
     exact: bool = True
+
+    def __init_subclass__(cls, **kwargs):
+        """Every source's constructor checks its arguments' types first: Dyck(length="12") is an InputError
+        naming the parameter, not a TypeError from deep inside."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "__nextk_checked__", False):
+            cls.__init__ = checked_arguments(init, int_limit=MAX_PARAMETER)
 
     @property
     def vocab_size(self) -> int:
@@ -99,3 +109,16 @@ def digits_to_int(tokens: Tensor) -> Tensor:
 
 def new_state(log_probs: Tensor, **tensors: Tensor) -> State:
     return State({"log_probs": log_probs, **tensors})
+
+
+MAX_VOCAB = 0x10FFFF - 0x100  # tokens are single characters (from U+0100 on when more than 26): at most this many
+
+
+def check_source_size(what: str, vocab_size: int, need: float) -> None:
+    """Before a source allocates: its vocabulary must fit in single characters and its tables (`need` bytes)
+    in memory, else a TooLargeError with the figure."""
+    from nextk.errors import TooLargeError, check_memory
+
+    if vocab_size > MAX_VOCAB:
+        raise TooLargeError(f"{what}: vocab_size {vocab_size:,} exceeds the {MAX_VOCAB:,} single-character tokens")
+    check_memory(need, f"{what} and {vocab_size:,} tokens")

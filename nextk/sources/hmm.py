@@ -9,7 +9,7 @@ from torch import Tensor
 from nextk.distinguishers.checks import SupportCheck
 from nextk.errors import InputError
 from nextk.lm import State, check_tokens
-from nextk.sources.common import TokenSource, log_weights_to_log_probs, new_state
+from nextk.sources.common import TokenSource, check_source_size, log_weights_to_log_probs, new_state
 
 
 class HMM(TokenSource):
@@ -64,6 +64,7 @@ class HMM(TokenSource):
             raise InputError(f"an HMM needs n_states ≥ 1 and vocab_size ≥ 1, got {n_states} and {vocab_size}")
         if not 0.0 <= stay <= 1.0 or concentration <= 0:
             raise InputError(f"need 0 ≤ stay ≤ 1 and concentration > 0, got {stay}, {concentration}")
+        check_source_size(f"an HMM with {n_states:,} states", vocab_size, 8 * 3 * n_states * (n_states + vocab_size))
         rng = np.random.default_rng(seed)
         trans = stay * np.eye(n_states) + (1 - stay) * rng.dirichlet(np.ones(n_states), size=n_states)
         emit = rng.dirichlet(np.full(vocab_size, concentration), size=n_states)

@@ -21,7 +21,9 @@ CHUNK = 4096  # documents whose exact log-probabilities `sample` computes at onc
 
 def fail(err: Exception | str, code: int = 2):
     """One line on stderr, no traceback: 'error: …', exit 2."""
-    text = " ".join(str(err).split())  # one line, whatever the message held
+    from rich.markup import escape
+
+    text = escape(" ".join(str(err).split()))  # one line, whatever the message held; "[x]" in it is text
     errors.print(f"[red]error:[/red] {text}", highlight=False, soft_wrap=True, markup=True)
     raise typer.Exit(code)
 
@@ -152,9 +154,10 @@ def execute(
             console.print(item)
         if write:
             errors.print(f"wrote {folder}/config.json, results.json" + "".join(f", {p.name}" for p in plots))
-    failed = results.get("failed") if isinstance(results, dict) else None
+    summary = results.get("sweep", results) if isinstance(results, dict) else {}  # reproduce keeps it under "sweep"
+    failed = summary.get("failed") if isinstance(summary, dict) else None
     if isinstance(failed, list) and failed:  # a sweep (or reproduce) with failed cells is not a success
-        total = results.get("cells", "?")
+        total = summary.get("cells", "?")
         fail(f"{len(failed)} of {total} cells failed (see {folder}/cells/*/error.txt); run again to retry them", 1)
     return results
 

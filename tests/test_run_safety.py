@@ -363,3 +363,17 @@ def test_eval_shows_it_is_alive_while_it_measures(trained):
     out = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", r.stdout.decode())
     assert r.returncode == 0 and re.search(r"measuring gru-4 0:00:\d\d", err), err
     assert "measuring" not in out and "excess loss" in out
+
+
+def test_a_reproduce_whose_cells_failed_exits_nonzero(tmp_path, monkeypatch):
+    """reproduce keeps its sweep summary under "sweep": failed cells there make the command fail too (exit 1)."""
+    import nextk.runs.reproduce as reproduce
+
+    def run(cfg, out, **_):
+        return {"budget": cfg.budget, "sweep": {"cells": 3, "failed": [{"cell": "a", "attempts": 2, "error": "x"}]}}
+
+    monkeypatch.setattr(reproduce, "run", run)
+    monkeypatch.setattr(reproduce, "draw", lambda results, out: [])
+    monkeypatch.setattr(reproduce, "show", lambda results: [])
+    code, out, err = nextk(f"reproduce --budget quick --out {tmp_path / 'r'}")
+    assert code == 1 and "1 of 3 cells failed" in err, (code, err)

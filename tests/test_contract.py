@@ -21,7 +21,7 @@ from nextk.lm import LanguageModel, State, log_probs_by_steps
 from nextk.measure import all_strings
 from nextk.models import GRU, LSTM, NGram, PaperRNN, Transformer
 from nextk.quantize import quantize
-from nextk.sources import HMM, Addition, Dyck, Factorization, Parity, Primes, RandomNumber
+from nextk.sources import HMM, Addition, Dyck, Factorization, Parity, Primes, RandomNumber, Regex
 from tests import hf_tools
 from tests.test_advantage import RandomD
 
@@ -54,6 +54,8 @@ SUITE = {
     "primes": source(lambda: Primes(digits=2)),
     "random_number": source(lambda: RandomNumber(digits=3)),
     "parity": source(lambda: Parity(block=3, length=7)),
+    "regex": source(lambda: Regex("(ab|c)*d", length=7)),
+    "regex_weighted": source(lambda: Regex("[ab]{2,3}c*", length=5).with_weights({"c": 0.3})),
     "hidden_stream": source(lambda: HiddenStream(1)),
     "seed_prefix": source(lambda: SeedPrefix(1, 6)),
     "gru": net(lambda: GRU(3, 8, layers=2, seed=1)),

@@ -7,6 +7,7 @@ from nextk.sources.finite import FiniteSupport
 from nextk.sources.hmm import HMM
 from nextk.sources.numbers import Addition, Primes, RandomNumber
 from nextk.sources.parity import Parity
+from nextk.sources.regex import Regex
 from nextk.sources.text import Text
 
 SOURCES = {
@@ -18,6 +19,7 @@ SOURCES = {
     "random_number": RandomNumber,
     "parity": Parity,
     "text": Text,
+    "regex": Regex,
 }
 
 
@@ -42,5 +44,6 @@ __all__ = [
     "Parity",
     "FiniteSupport",
     "Corpus",
+    "Regex",
     "SOURCES",
 ]

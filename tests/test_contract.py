@@ -22,8 +22,10 @@ from nextk.measure import all_strings
 from nextk.models import GRU, LSTM, NGram, PaperRNN, Transformer
 from nextk.quantize import quantize
 from nextk.sources import HMM, Addition, Dyck, Factorization, Parity, Primes, RandomNumber, Regex
+from nextk.sources.pfsa import PFSA
 from tests import hf_tools
 from tests.test_advantage import RandomD
+from tests.test_pfsa import NONDET as PFSA_NONDET
 
 N = 6  # document length of the truth the networks are paired with
 TRUTH = HMM.random(2, 3, N, seed=4, stay=0.7)  # V = 3
@@ -55,6 +57,8 @@ SUITE = {
     "random_number": source(lambda: RandomNumber(digits=3)),
     "parity": source(lambda: Parity(block=3, length=7)),
     "regex": source(lambda: Regex("(ab|c)*d", length=7)),
+    "pfsa": source(lambda: PFSA.random(4, 3, rank=2, seed=1, length=6)),
+    "pfsa_nondeterministic": source(lambda: PFSA(length=5, **PFSA_NONDET)),
     "regex_weighted": source(lambda: Regex("[ab]{2,3}c*", length=5).with_weights({"c": 0.3})),
     "hidden_stream": source(lambda: HiddenStream(1)),
     "seed_prefix": source(lambda: SeedPrefix(1, 6)),

@@ -7,6 +7,7 @@ from nextk.sources.finite import FiniteSupport
 from nextk.sources.hmm import HMM
 from nextk.sources.numbers import Addition, Primes, RandomNumber
 from nextk.sources.parity import Parity
+from nextk.sources.pfsa import PFSA
 from nextk.sources.regex import Regex
 from nextk.sources.text import Text
 
@@ -20,6 +21,7 @@ SOURCES = {
     "parity": Parity,
     "text": Text,
     "regex": Regex,
+    "pfsa": PFSA.random,
 }
 
 
@@ -45,5 +47,6 @@ __all__ = [
     "FiniteSupport",
     "Corpus",
     "Regex",
+    "PFSA",
     "SOURCES",
 ]

@@ -22,6 +22,7 @@ from nextk.measure import all_strings
 from nextk.models import GRU, LSTM, NGram, PaperRNN, Transformer
 from nextk.quantize import quantize
 from nextk.sources import HMM, Addition, Dyck, Factorization, Parity, Primes, RandomNumber, Regex
+from nextk.sources.pcfg import PCFG
 from nextk.sources.pfsa import PFSA
 from tests import hf_tools
 from tests.test_advantage import RandomD
@@ -59,6 +60,8 @@ SUITE = {
     "regex": source(lambda: Regex("(ab|c)*d", length=7)),
     "pfsa": source(lambda: PFSA.random(4, 3, rank=2, seed=1, length=6)),
     "pfsa_nondeterministic": source(lambda: PFSA(length=5, **PFSA_NONDET)),
+    "pcfg_ambiguous": source(lambda: PCFG("S -> S S [0.3] | 'a' [0.5] | 'b' [0.2] | 'c' [0.0]", length=5)),
+    "pcfg_nested": source(lambda: PCFG("S -> 'a' S 'b' [0.4] | 'a' 'b' [0.3] | 'c' [0.3]", length=6)),
     "regex_weighted": source(lambda: Regex("[ab]{2,3}c*", length=5).with_weights({"c": 0.3})),
     "hidden_stream": source(lambda: HiddenStream(1)),
     "seed_prefix": source(lambda: SeedPrefix(1, 6)),

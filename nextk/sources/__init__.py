@@ -7,6 +7,7 @@ from nextk.sources.finite import FiniteSupport
 from nextk.sources.hmm import HMM
 from nextk.sources.numbers import Addition, Primes, RandomNumber
 from nextk.sources.parity import Parity
+from nextk.sources.pcfg import PCFG
 from nextk.sources.pfsa import PFSA
 from nextk.sources.regex import Regex
 from nextk.sources.text import Text
@@ -22,6 +23,7 @@ SOURCES = {
     "text": Text,
     "regex": Regex,
     "pfsa": PFSA.random,
+    "pcfg": PCFG,
 }
 
 
@@ -48,5 +50,6 @@ __all__ = [
     "Corpus",
     "Regex",
     "PFSA",
+    "PCFG",
     "SOURCES",
 ]

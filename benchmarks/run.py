@@ -8,6 +8,7 @@ import advantage_throughput
 import boost_trie
 import common
 import hmm_throughput
+import languages
 import train_throughput
 
 try:  # the Hugging Face row needs the hf extra
@@ -20,6 +21,7 @@ BENCHMARKS = {
     "GRU training": train_throughput,
     "Advantage estimation": advantage_throughput,
     "Boosted conditionals": boost_trie,
+    "Exact conditionals of a user's language": languages,
     **({"Advantage on a Hugging Face model": hf_advantage} if hf_advantage else {}),
 }
 

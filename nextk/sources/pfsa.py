@@ -24,6 +24,7 @@ from nextk.lm import State
 from nextk.sources.common import TokenSource, log_weights_to_log_probs, new_state
 
 MAX_STATES = 4096
+CHUNK = 1 << 22  # entries of T_x gathered at once by the non-deterministic step
 
 
 def token_names(v: int) -> list[str]:
@@ -70,6 +71,10 @@ class PFSA(TokenSource):
         self.length, self.vocab = length, token_names(v)
         self.emit = self.transitions.sum(-1).T.contiguous()  # (S, V): E[s, v]
         self.random_params: dict | None = None
+        self._succ = self._prob = None
+        if self.deterministic:  # successor and probability of each (token, state): (V, S) each
+            self._succ = self.transitions.argmax(-1)
+            self._prob = self.transitions.gather(-1, self._succ.unsqueeze(-1)).squeeze(-1)
         self.checks = {"valid": SupportCheck(self)}
 
     @classmethod
@@ -131,10 +136,14 @@ class PFSA(TokenSource):
 
     def step(self, state: State, tokens: Tensor) -> tuple[State, Tensor]:
         alpha, tokens = state.tensors["alpha"], tokens.long()
-        nxt = torch.zeros_like(alpha)
-        for v in tokens.unique().tolist():
-            rows = (tokens == v).nonzero().squeeze(1)
-            nxt[rows] = alpha[rows] @ self.transitions[v]  # (b, S): joint with x_t, next state
+        if self._succ is not None:  # deterministic: α'[succ(s, x)] += α[s] · T_x[s, succ(s, x)], O(B·S)
+            nxt = torch.zeros_like(alpha).scatter_add_(1, self._succ[tokens], alpha * self._prob[tokens])
+        else:  # α' = α T_x row by row, in chunks of rows so the gathered (rows, S, S) stays small
+            nxt = torch.empty_like(alpha)
+            rows = max(1, CHUNK // self.n_states**2)
+            for i in range(0, len(alpha), rows):
+                part = alpha[i : i + rows].unsqueeze(1)  # (b, 1, S)
+                nxt[i : i + rows] = torch.bmm(part, self.transitions[tokens[i : i + rows]]).squeeze(1)
         total = nxt.sum(-1, keepdim=True)
         dead = state.tensors["dead"] | (total.squeeze(-1) <= 0)
         nxt = torch.where(total > 0, nxt / total.clamp_min(1e-300), 0.0)

@@ -6,6 +6,7 @@ samples by χ²; the window check by enumeration; bad input as one line (Python 
 import itertools
 import math
 import re
+import shlex
 
 import pytest
 import scipy.stats
@@ -175,6 +176,9 @@ def test_bad_input_one_line(kwargs, error, needle):
     with pytest.raises(error, match=re.escape(needle)) as e:
         Regex(**kwargs)
     assert "\n" not in str(e.value)
+    if "weights" not in kwargs:  # the same line on the command line
+        r = cli("sample regex " + " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in kwargs.items()))
+        assert r.exit_code == 2 and r.output.startswith("error:") and needle in " ".join(r.output.split()), r.output
 
 
 def test_cli_samples_and_refuses():

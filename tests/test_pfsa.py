@@ -147,3 +147,22 @@ def test_random_bad_input_and_cli():
     assert out["params"] == dict(states=8, vocab=4, rank=2, seed=0, length=6) and len(out["samples"]) == 3
     r = cli("sample pfsa --states 8 --rank 9")
     assert r.exit_code == 2 and r.output.startswith("error:") and "rank must be in" in r.output
+
+
+def test_cli_train_and_refuse_another_automaton(tmp_path):
+    """`nextk train pfsa --states 8 --rank 2 …` records the automaton; eval on another rank is refused."""
+    out = cli_json(f"train pfsa --states 8 --rank 2 --length 8 --hidden 4 --steps 20 --eval-every 10 --out {tmp_path}")
+    assert out["steps"] == 20
+    r = cli(f"eval {tmp_path} pfsa --states 8 --rank 3 --length 8 --k 1")
+    assert r.exit_code == 2 and "rank" in r.output
+
+
+@pytest.mark.slow
+def test_cli_train_eval_boost(tmp_path):
+    """The issue's command line end to end: a random rank-2 automaton trained, measured and boosted."""
+    src = "pfsa --states 8 --rank 2 --length 8"
+    assert cli_json(f"train {src} --hidden 4 --steps 20 --eval-every 10 --out {tmp_path}/t")["steps"] == 20
+    res = cli_json(f"eval {tmp_path}/t {src} --k 1,2 --num-docs 50 --learned-steps 10 --learned-docs 64")
+    assert [w["k"] for w in res["windows"]] == [1, 2] and res["trained_on"]["source"] == "pfsa"
+    boosted = cli(f"boost {tmp_path}/t {src} --k 2 --num-docs 50 --out {tmp_path}/b")
+    assert boosted.exit_code == 0, boosted.output

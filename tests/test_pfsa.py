@@ -73,10 +73,14 @@ def test_conditionals_are_ratios_of_forward_probabilities():
 
 @pytest.mark.parametrize("states,vocab,rank", [(8, 4, 1), (8, 4, 2), (8, 4, 3), (16, 10, 5), (64, 32, 7), (6, 6, None)])
 def test_random_has_the_rank_asked_for(states, vocab, rank):
+    """Rank as Borenstein et al. count it: the span of the logits, i.e. of log E with rows centred."""
     src = PFSA.random(states, vocab, rank=rank, seed=3)
     emit = np.array(src.transitions.tolist()).sum(axis=2).T  # (S, V), recomputed from the matrices
-    assert np.linalg.matrix_rank(emit) == (rank or min(states, vocab))
-    assert src.deterministic and src.rank == (rank or min(states, vocab))
+    logits = np.log(emit) - np.log(emit).mean(axis=1, keepdims=True)
+    want = rank or min(states, vocab - 1)
+    assert np.linalg.matrix_rank(logits) == want and src.rank == want and src.deterministic
+    if rank is not None and rank < min(states, vocab - 1):  # and not more: the extra singular values vanish
+        assert np.linalg.svd(logits, compute_uv=False)[rank] < 1e-9
 
 
 def test_samples_pass_chi_square_against_exact_law():
@@ -139,14 +143,14 @@ def test_bad_input_one_line(kwargs, needle):
 
 
 def test_random_bad_input_and_cli():
-    with pytest.raises(InputError, match=re.escape("rank must be in 1..min(states, vocab) = 4")):
-        PFSA.random(8, 4, rank=5)
+    with pytest.raises(InputError, match=re.escape("rank must be an integer in 1..min(states, vocab − 1) = 3")):
+        PFSA.random(8, 4, rank=4)
     with pytest.raises(InputError, match="states must be an integer"):
         PFSA.random(0, 4)
     out = cli_json("sample pfsa --states 8 --rank 2 --length 6 --num 3")
     assert out["params"] == dict(states=8, vocab=4, rank=2, seed=0, length=6) and len(out["samples"]) == 3
     r = cli("sample pfsa --states 8 --rank 9")
-    assert r.exit_code == 2 and r.output.startswith("error:") and "rank must be in" in r.output
+    assert r.exit_code == 2 and r.output.startswith("error:") and "rank must be an integer in" in r.output
 
 
 def test_cli_train_and_refuse_another_automaton(tmp_path):

@@ -79,23 +79,25 @@ class PFSA(TokenSource):
 
     @classmethod
     def random(cls, states: int = 8, vocab: int = 4, rank: int | None = None, seed: int = 0, length: int = 16) -> PFSA:
-        """A random deterministic PFSA in the manner of Borenstein et al. (ACL 2024): each (state, token)
-        moves to a uniformly drawn successor, and the (S, V) next-token matrix E = A B has rank `rank`
-        (A (S, rank) and B (rank, V) with Dirichlet(1) rows, so E's rows are distributions; generically
-        rank exactly min(rank, S, V)); rank=None draws E's rows directly (full rank). The initial state
-        is 0."""
-        for name, value, low in (("states", states, 1), ("vocab", vocab, 1), ("length", length, 1)):
+        """A random deterministic PFSA as in Borenstein et al. (ACL 2024), where the rank of an automaton is
+        the dimension of the space its next-token logits span: each state s has logits L[s] = A[s] B with
+        A (states, rank) and B (rank, vocab) standard normal (scaled by 1/√rank), E[s] = softmax(L[s]),
+        and each (state, token) moves to a uniformly drawn successor. Logits are defined up to a
+        constant per state, so `rank` is measured on log E with each row centred: generically exactly
+        `rank`, at most min(states, vocab − 1); rank=None draws L in full. The initial state is 0."""
+        for name, value, low in (("states", states, 1), ("vocab", vocab, 2), ("length", length, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InputError(f"{name} must be an integer ≥ {low}, got {value!r}")
         if states > MAX_STATES:
             raise TooLargeError(f"a PFSA with {states:,} states is over the budget of {MAX_STATES:,}")
-        if rank is not None and not 1 <= rank <= min(states, vocab):
-            raise InputError(f"rank must be in 1..min(states, vocab) = {min(states, vocab)}, got {rank}")
+        top = min(states, vocab - 1)
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= top):
+            raise InputError(f"rank must be an integer in 1..min(states, vocab − 1) = {top}, got {rank!r}")
         rng = np.random.default_rng(seed)
-        if rank is None:
-            emit = rng.dirichlet(np.ones(vocab), size=states)
-        else:
-            emit = rng.dirichlet(np.ones(rank), size=states) @ rng.dirichlet(np.ones(vocab), size=rank)
+        r = rank or vocab
+        logits = rng.standard_normal((states, r)) @ rng.standard_normal((r, vocab)) / math.sqrt(r)
+        emit = np.exp(logits - logits.max(1, keepdims=True))
+        emit /= emit.sum(1, keepdims=True)
         succ = rng.integers(0, states, size=(states, vocab))
         trans = np.zeros((vocab, states, states))
         for s in range(states):
@@ -116,8 +118,12 @@ class PFSA(TokenSource):
 
     @property
     def rank(self) -> int:
-        """Rank of the (states, vocab) next-token matrix E."""
-        return int(torch.linalg.matrix_rank(self.emit).item())
+        """Dimension of the space the next-token logits span: rank of log E (states, vocab) with each
+        row centred (logits are defined up to a constant per state); needs E > 0 everywhere."""
+        log_e = self.emit.log()
+        if torch.isneginf(log_e).any():
+            raise InputError("the logit rank needs every next-token probability > 0; this automaton has zeros")
+        return int(torch.linalg.matrix_rank(log_e - log_e.mean(1, keepdim=True)).item())
 
     @property
     def params(self) -> dict:

@@ -125,7 +125,7 @@ def test_valid_check_entropy_and_rebuild(tmp_path):
     path = tmp_path / "g.pcfg"
     path.write_text(NESTED)
     from_file = make_source("pcfg", grammar=str(path), length=5)
-    assert torch.equal(from_file.log_prob(x), src.log_prob(x))
+    assert torch.equal(from_file.log_prob(x), src.log_prob(x)) and from_file.params["grammar"] == NESTED
     assert make_source("pcfg", **src.params).params == src.params and "grammar=" in repr(src)
 
 

@@ -142,7 +142,7 @@ def check_grammar(start: str, rules: dict) -> None:
 
 class PCFG(TokenSource):
     """Strings of exactly `length` tokens from a PCFG (NLTK notation, see the module docstring),
-    conditioned on that length; `grammar` is the text or a path to a file holding it. Tokens are the
+    conditioned on that length; `grammar` is the text or a path to a file holding it (kept as the text). Tokens are the
     grammar's terminals, sorted.
 
     >>> src = PCFG("S -> 'a' S 'b' [0.4] | 'a' 'b' [0.3] | 'c' [0.3]", length=3)   # acb only
@@ -168,7 +168,7 @@ class PCFG(TokenSource):
             if not path.is_file():
                 raise InputError(f"grammar {grammar!r} has no rule (->) and is not a file")
             text = path.read_text()
-        self.grammar, self.length = grammar, length
+        self.grammar, self.length = text, length  # the text itself, so params rebuild it without the file
         self.start_symbol, self.rules, self.vocab = parse_grammar(text)
         check_grammar(self.start_symbol, self.rules)
         self._index = {c: i for i, c in enumerate(self.vocab)}

@@ -142,8 +142,8 @@ def check_grammar(start: str, rules: dict) -> None:
 
 class PCFG(TokenSource):
     """Strings of exactly `length` tokens from a PCFG (NLTK notation, see the module docstring),
-    conditioned on that length; `grammar` is the text or a path to a file holding it (kept as the text). Tokens are the
-    grammar's terminals, sorted.
+    conditioned on that length; `grammar` is the text or a path to a file holding it (kept as the
+    text). Tokens are the grammar's terminals, sorted.
 
     >>> src = PCFG("S -> 'a' S 'b' [0.4] | 'a' 'b' [0.3] | 'c' [0.3]", length=3)   # acb only
     >>> src.vocab, round(src.log_prob(src.encode("acb")).exp().item(), 12)

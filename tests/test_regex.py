@@ -165,6 +165,11 @@ def test_repr_and_params_rebuild_the_source():
         (dict(pattern="a(b", length=2), InputError, "not a Python regular expression"),
         (dict(pattern="a.b", length=3), InputError, "give vocab="),
         (dict(pattern="abcdefgh", length=8, max_states=4), TooLargeError, "max_states=4"),
+        (  # subset construction runs away (minutes unbounded): stopped at the budget, while it is built
+            dict(pattern="(a[bcd]{3,12}|b[acd]{2,9}|cd{4,20})+", length=10, vocab="abcd", max_states=200),
+            TooLargeError,
+            "max_states=200",
+        ),
         (dict(pattern="ab", length=2, weights={"a": -1.0}), InputError, "non-negative"),
         (dict(pattern="ab", length=2, weights={"z": 1.0}), InputError, "outside the vocabulary"),
         (dict(pattern="ab", length=2, weights=[[1.0]]), InputError, "weights table has shape"),
@@ -179,6 +184,16 @@ def test_bad_input_one_line(kwargs, error, needle):
     if "weights" not in kwargs:  # the same line on the command line
         r = cli("sample regex " + " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in kwargs.items()))
         assert r.exit_code == 2 and r.output.startswith("error:") and needle in " ".join(r.output.split()), r.output
+
+
+def test_greenery_is_left_as_it_was():
+    import greenery.fsm
+
+    before = greenery.fsm.crawl
+    with pytest.raises(TooLargeError):
+        Regex("abcdefgh", 8, max_states=4)
+    Regex("(ab|c)*d", 6)
+    assert greenery.fsm.crawl is before
 
 
 def test_cli_samples_and_refuses():

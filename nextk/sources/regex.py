@@ -6,7 +6,8 @@ cannot express (backreferences, lookaround, anchors, conditionals), and is then 
 **greenery** (pure Python, no dependencies, maintained since 2012 with a 2026 release; it reads Python
 `re` syntax and yields a complete DFA over character classes). The alternatives were weighed:
 interegular has had no release since January 2024 and yields an automaton meant for overlap checks,
-and pyformlang's regex syntax is its own, not Python's.
+and pyformlang's regex syntax is its own, not Python's. greenery's subset construction runs here
+with a state budget (`crawl_within`), so a pattern whose DFA runs away is refused while it is built.
 
 Conditionals (docs/theory.md §1): with C_r(s) = Σ_v w(s, v) · C_{r−1}(δ(s, v)), C_0(s) = 1[s final],
 a prefix that left the DFA in state s with r tokens to go continues with v with probability
@@ -30,7 +31,7 @@ from nextk.errors import InputError, TooLargeError
 from nextk.lm import State
 from nextk.sources.common import TokenSource, new_state
 
-MAX_STATES = 10_000  # default budget on the DFA's live states
+MAX_STATES = 2_000  # default budget on DFA states (also on each automaton built on the way)
 MAX_TABLE = 50_000_000  # entries of the (length, states, vocab) conditional table
 UNSUPPORTED = {  # re's parser opcodes that no finite automaton reads, and how to name them
     "GROUPREF": "a backreference (\\1 or (?P=name)), which a finite automaton cannot read",
@@ -74,16 +75,64 @@ def check_pattern(pattern: str) -> None:
     walk(parsed)
 
 
+def crawl_within(max_states: int, pattern: str):
+    """greenery's `crawl` (the subset construction behind every operation) with a dict index instead
+    of its list search (O(states) per transition, quadratic overall) and a budget: building any
+    intermediate automaton with more than `max_states` states stops with TooLargeError, before the
+    work runs away. Same states, same numbering; installed only while `compile_dfa` runs."""
+    from greenery.fsm import Fsm
+
+    def crawl(alphabet, initial, final, follow):
+        def key(state):  # a hashable twin of greenery's meta-states (ints, tuples, sets, dicts)
+            if isinstance(state, dict):
+                return ("d", frozenset((k, key(v)) for k, v in state.items()))
+            if isinstance(state, (set, frozenset)):
+                return frozenset(key(v) for v in state)
+            if isinstance(state, (tuple, list)):
+                return tuple(key(v) for v in state)
+            return state
+
+        states, index, finals, transitions = [initial], {key(initial): 0}, set(), {}
+        symbols = sorted(alphabet)
+        i = 0
+        while i < len(states):
+            if final(states[i]):
+                finals.add(i)
+            transitions[i] = {}
+            for symbol in symbols:
+                nxt = follow(states[i], symbol)
+                j = index.setdefault(key(nxt), len(states))
+                if j == len(states):
+                    if j >= max_states:
+                        raise TooLargeError(
+                            f"pattern {pattern!r} needs more than max_states={max_states:,} DFA states; "
+                            "raise max_states or simplify the pattern"
+                        )
+                    states.append(nxt)
+                transitions[i][symbol] = j
+            i += 1
+        return Fsm(alphabet=alphabet, states=set(range(len(states))), initial=0, finals=finals, map=transitions)
+
+    return crawl
+
+
 def compile_dfa(pattern: str, vocab: list[str] | None, max_states: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(vocab, transitions (S, V) with −1 for "no completion", finals (S,)) of the trimmed DFA whose
     state 0 is the start; states are numbered breadth-first over the vocabulary order."""
+    import greenery.fsm
     from greenery import parse
 
     check_pattern(pattern)
+    original = greenery.fsm.crawl
+    greenery.fsm.crawl = crawl_within(max_states, pattern)
     try:
         fsm = parse(pattern).to_fsm()
+    except TooLargeError:
+        raise
     except Exception as e:  # greenery's own parse errors: name them in one line
         raise InputError(f"greenery cannot compile pattern {pattern!r}: {e}") from None
+    finally:
+        greenery.fsm.crawl = original
     live = {s for s in fsm.states if fsm.islive(s)}
     if vocab is None:
         outside = [c for s in live for c, d in fsm.map[s].items() if d in live and c.negated]

@@ -15,9 +15,10 @@ inside recursion over binarised rules (a rule's remaining symbols X_d … X_k sp
 first symbol's part and the rest); every argument is a prefix piece of the document or a number of free
 tokens, so memoised values are shared by every row and every position (Jelinek–Lafferty prefix
 probabilities, restricted to one length). Rules with no symbols (ε) and unary cycles are refused.
-Cost: O(n²·|rules|) memoised values and O(n³·|rules|) Python operations per new document (about
-0.1 s at n = 10 and 1.5 s per 50 documents at n = 20 for a 5-rule grammar on one core), so PCFGs
-are for short documents; the memo is shared across rows, positions and documents.
+Cost: O(n²·|rules|) memoised values and O(n³·|rules|) Python operations per new document (sampling
+and scoring 50 documents of a 9-rule grammar from an empty memo took 0.07 s at n = 10 and 1.5 s at
+n = 20 on one core), so PCFGs are for short documents; the memo is shared across rows, positions and
+documents.
 """
 
 from __future__ import annotations

@@ -211,8 +211,9 @@ class Regex(TokenSource):
         n_states, v = self.transitions.shape
         if length * n_states * v > MAX_TABLE:
             raise TooLargeError(
-                f"the conditional table needs {length:,} × {n_states:,} × {v} = {length * n_states * v:,} entries, "
-                f"over {MAX_TABLE:,}; shorten length or simplify the pattern"
+                f"the conditional table needs {length:,} × {n_states:,} × {v} = {length * n_states * v:,} float64 "
+                f"entries ({length * n_states * v * 8 / 2**20:,.0f} MiB), over {MAX_TABLE:,}; shorten length or "
+                "simplify the pattern"
             )
         log_w = self._log_weights(weights)
         if weights is None:

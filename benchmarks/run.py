@@ -9,6 +9,7 @@ import boost_trie
 import common
 import demo_under_load
 import hmm_throughput
+import languages
 import thread_crossover
 import train_throughput
 
@@ -22,6 +23,7 @@ BENCHMARKS = {
     "GRU training": train_throughput,
     "Advantage estimation": advantage_throughput,
     "Boosted conditionals": boost_trie,
+    "Exact conditionals of a user's language": languages,
     **({"Advantage on a Hugging Face model": hf_advantage} if hf_advantage else {}),
     "Threads: where a second one pays": thread_crossover,
     "`nextk demo` on a shared machine": demo_under_load,  # last: several demo runs, minutes each

@@ -88,16 +88,18 @@ def source_args(name: str, args: list[str]) -> dict:
         key, raw = args[i][2:].replace("-", "_"), args[i + 1]
         if key not in params:
             fail(f"source {name!r} has no parameter {key!r}; it takes {', '.join(params)}")
-        out[key] = typed(key, raw, params[key].default)
+        out[key] = typed(key, raw, params[key].default, params[key].annotation)
         i += 2
     return out
 
 
-def typed(key: str, raw: str, default):
+def typed(key: str, raw: str, default, annotation=None):
     if isinstance(default, bool):
         if raw.lower() not in TRUE | FALSE:
             fail(f"--{key} takes true or false, got {raw!r}")
         return raw.lower() in TRUE
+    if annotation in (str, "str", "str | None"):  # a pattern or vocabulary such as '0101' stays text
+        return raw
     for cast in (type(default),) if default not in (inspect.Parameter.empty, None) else (int, float, str):
         try:
             return cast(raw)

@@ -27,9 +27,12 @@ from nextk.lm import LanguageModel, State, log_probs_by_steps
 from nextk.measure import all_strings
 from nextk.models import GRU, LSTM, NGram, PaperRNN, Transformer
 from nextk.quantize import quantize
-from nextk.sources import HMM, Addition, Dyck, Factorization, Mixture, Parity, Primes, RandomNumber
-from tests import hf_tools, references
+from nextk.sources import HMM, Addition, Dyck, Factorization, Mixture, Parity, Primes, RandomNumber, Regex
+from nextk.sources.pcfg import PCFG
+from nextk.sources.pfsa import PFSA
+from tests import hf_tools, references, test_pcfg, test_pfsa, test_regex
 from tests.test_advantage import RandomD
+from tests.test_pfsa import NONDET as PFSA_NONDET
 
 N = 6  # document length of the truth the networks are paired with
 TRUTH = HMM.random(2, 3, N, seed=4, stay=0.7)  # V = 3
@@ -46,6 +49,18 @@ def source(make, tol=FLOAT64):
 
 def hmm_reference(src) -> dict:
     return references.hmm_probs(src.start_p.tolist(), src.trans.tolist(), src.emit.tolist(), src.length)
+
+
+def by_characters(probs: dict[str, float], vocab) -> dict[tuple[int, ...], float]:
+    """{string: p} of an enumeration over characters (re.fullmatch, derivations) as token tuples, support only."""
+    return {tuple(list(vocab).index(c) for c in text): p for text, p in probs.items() if p > 0}
+
+
+def pfsa_reference(src) -> dict:
+    """p̄ of a PFSA by the plain-Python forward of tests/test_pfsa.py over every string (its matrices as input)."""
+    init, trans = src.initial.tolist(), src.transitions.tolist()
+    probs = {x: test_pfsa.forward_prob(init, trans, x) for x in references.strings(src.vocab_size, src.length)}
+    return {x: p for x, p in probs.items() if p > 0}
 
 
 def mixture_reference() -> dict:
@@ -70,6 +85,18 @@ REFERENCES = {
     "random_number": lambda src: references.random_number_probs(3),
     "parity": lambda src: references.parity_probs(3, 7),
     "mixture": lambda src: mixture_reference(),
+    "regex": lambda src: by_characters(test_regex.brute("(ab|c)*d", "".join(src.vocab), 7), src.vocab),
+    "regex_weighted": lambda src: by_characters(
+        test_regex.brute("[ab]{2,3}c*", "".join(src.vocab), 5, weight=lambda w: 0.3 ** w.count("c")), src.vocab
+    ),
+    "pfsa": lambda src: pfsa_reference(src),
+    "pfsa_nondeterministic": lambda src: pfsa_reference(src),
+    "pcfg_ambiguous": lambda src: by_characters(
+        test_pcfg.brute("S -> S S [0.3] | 'a' [0.5] | 'b' [0.2] | 'c' [0.0]", 5), src.vocab
+    ),
+    "pcfg_nested": lambda src: by_characters(
+        test_pcfg.brute("S -> 'a' S 'b' [0.4] | 'a' 'b' [0.3] | 'c' [0.3]", 6), src.vocab
+    ),
     "hidden_stream": lambda src: references.hidden_stream_probs(1),
     "seed_prefix": lambda src: references.seed_prefix_probs(1, 6),
 }
@@ -92,6 +119,12 @@ SUITE = {
     "random_number": source(lambda: RandomNumber(digits=3)),
     "parity": source(lambda: Parity(block=3, length=7)),
     "mixture": source(lambda: Mixture([Parity(block=3, length=7), HMM.random(2, 2, 7, seed=3)], [0.7, 0.3])),
+    "regex": source(lambda: Regex("(ab|c)*d", length=7)),
+    "pfsa": source(lambda: PFSA.random(4, 3, rank=2, seed=1, length=6)),
+    "pfsa_nondeterministic": source(lambda: PFSA(length=5, **PFSA_NONDET)),
+    "pcfg_ambiguous": source(lambda: PCFG("S -> S S [0.3] | 'a' [0.5] | 'b' [0.2] | 'c' [0.0]", length=5)),
+    "pcfg_nested": source(lambda: PCFG("S -> 'a' S 'b' [0.4] | 'a' 'b' [0.3] | 'c' [0.3]", length=6)),
+    "regex_weighted": source(lambda: Regex("[ab]{2,3}c*", length=5).with_weights({"c": 0.3})),
     "hidden_stream": source(lambda: HiddenStream(1)),
     "seed_prefix": source(lambda: SeedPrefix(1, 6)),
     "gru": net(lambda: GRU(3, 8, layers=2, seed=1)),

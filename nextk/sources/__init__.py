@@ -8,6 +8,9 @@ from nextk.sources.hmm import HMM
 from nextk.sources.mixture import Mixture
 from nextk.sources.numbers import Addition, Primes, RandomNumber
 from nextk.sources.parity import Parity
+from nextk.sources.pcfg import PCFG
+from nextk.sources.pfsa import PFSA
+from nextk.sources.regex import Regex
 from nextk.sources.text import Text
 
 SOURCES = {
@@ -19,6 +22,9 @@ SOURCES = {
     "random_number": RandomNumber,
     "parity": Parity,
     "text": Text,
+    "regex": Regex,
+    "pfsa": PFSA.random,
+    "pcfg": PCFG,
 }
 
 
@@ -44,5 +50,8 @@ __all__ = [
     "FiniteSupport",
     "Mixture",
     "Corpus",
+    "Regex",
+    "PFSA",
+    "PCFG",
     "SOURCES",
 ]

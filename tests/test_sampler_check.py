@@ -167,6 +167,52 @@ def test_guards():
         smc_gain(never, torch.zeros(2, 6, dtype=torch.long))
 
 
+def never(x, start, k):
+    """d ≡ 0: with η = 0 the boosted model is q itself."""
+    return torch.zeros(len(x), dtype=torch.bool)
+
+
+def rare_case():
+    """q iid over {0, 1, 2} with q(2) = 10⁻⁴, two tokens: by hand the documents with a 2 have probabilities
+    5·10⁻⁵ (two of them), ≈ 5·10⁻⁵ (two) and 10⁻⁸ ((2, 2)): at 10⁴ draws 2 expected in all, a pool below 5."""
+    q = iid([0.5, 0.4999, 0.0001], 2)
+    return q, Boosted(q, never, 2, 0, 0.0, 2)
+
+
+def test_the_check_fails_samplers_that_over_draw_rare_documents():
+    """The old check merged the rare pool into the smallest large cell (and passed p = 1 when no degree of
+    freedom was left), so a sampler giving the 10⁻⁸ document 20% of the mass passed with p = 0.047. The
+    rare pool is now its own cell under an exact binomial upper tail: samplers that move 20%, or only 40
+    draws in 10⁴ (0.4%), of (1, 1)'s mass onto rare documents fail; the exact sampler passes."""
+    q, b = rare_case()
+
+    def moving(count, target):
+        def sampler(n, g):
+            x = q.sample(n, generator=g)
+            rows = (x == 1).all(1).nonzero()[:, 0][:count]
+            x[rows] = torch.tensor(target)
+            return x
+
+        return sampler
+
+    exact = check_sampler(lambda n, g: q.sample(n, generator=g), b, 10_000, seed=4)
+    assert exact.passed(ALPHA) and "binomial upper tail" in exact.method and "Bonferroni" in exact.method
+    for count, target in ((2000, [2, 2]), (40, [0, 2]), (40, [2, 2])):
+        res = check_sampler(moving(count, target), b, 10_000, seed=4)
+        assert not res.passed(ALPHA) and res.outside_support == 0, (count, target, res)
+
+
+def test_outside_the_support_fails_at_once_and_no_degree_of_freedom_is_refused():
+    _, b = rare_case()
+    zero = Boosted(iid([0.5, 0.5, 0.0], 2), never, 2, 0, 0.0, 2)  # token 2 has probability 0
+    res = check_sampler(lambda n, g: torch.full((n, 2), 2), zero, 1000)
+    assert res.outside_support == 1000 and res.p_value == 0.0 and not res.passed(ALPHA)
+    skewed = Boosted(iid([0.9999, 0.0001], 2), never, 2, 0, 0.0, 2)  # one document holds 0.9998 of the mass
+    with pytest.raises(InputError, match="no degree of freedom.*num ≥ 50,006") as err:
+        check_sampler(lambda n, g: torch.ones(n, 2, dtype=torch.long), skewed, 10_000)
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.slow
 def test_exact_samplers_pass_on_the_grid():
     """Every exact sampler on every grid setting, 10⁴ draws each: p ≥ 10⁻³ after Bonferroni over the grid."""

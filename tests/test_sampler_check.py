@@ -122,6 +122,18 @@ def test_the_check_fails_the_biased_samplers():
             assert not res.passed(ALPHA) and res.tv.low > 0.05, res
         bound = smc_sample(b, 10, particles=4, method="sir").tv_bound
         assert sir.tv.low <= bound
+    # case a has one block and iid q (β = 0.01 at every prefix): SIR-4's document TV is exactly its block TV,
+    # summed here over the 2⁴ particle patterns in plain Python. The stated bound is informative (below 0.85)
+    # and holds it, and the measured TV interval holds the exact TV.
+    b, beta, eta = case_a(), 0.01, 6.0
+    p_one = 0.0
+    for pattern in itertools.product((0, 1), repeat=4):
+        kk = sum(pattern)
+        p_one += beta**kk * (1 - beta) ** (4 - kk) * (kk * math.exp(eta) / (kk * math.exp(eta) + 4 - kk) if kk else 0)
+    exact_tv = abs(p_one - beta * math.exp(eta) / (1 - beta + beta * math.exp(eta)))
+    bound = smc_sample(b, 10, particles=4, method="sir").tv_bound
+    sir = check_sampler(lambda n, g: smc_sample(b, n, particles=4, method="sir", seed=g).samples, b, 10_000, seed=7)
+    assert exact_tv <= bound < 0.85 and sir.tv.low <= exact_tv <= sir.tv.high, (exact_tv, bound, sir.tv)
 
 
 def test_sir_bias_formula_against_enumerating_the_particles():
@@ -222,8 +234,14 @@ def test_exact_samplers_pass_on_the_grid():
     level = ALPHA / (len(GRID) * len(SAMPLERS))
     for (case, build), (name, sampler) in itertools.product(GRID.items(), SAMPLERS.items()):
         b = build()
-        res = check_sampler(sampler(b), b, 10_000, seed=3)
+        x = sampler(b)(10_000, torch.Generator().manual_seed(3))
+        res = check_sampler(lambda n, g, x=x: x, b, 10_000, seed=3)
         assert res.p_value >= level and res.outside_support == 0, (case, name, res)
+        # and against brute-force eq. 1.3 (tests/references.py), not the support of the same trie: the
+        # smallest of n + 1 χ² p-values (whole documents, each position), Bonferroni over them too
+        truth = ref.boosted_probs(b.q, b.d, b.k, b.offset, 60.0 if b.eta == math.inf else b.eta, b.vocab_size, b.length)
+        truth = {doc: pr for doc, pr in truth.items() if pr > 1e-20}  # e^−60: the limit's zero-probability documents
+        assert ref.chi_square_pvalue(x, truth) >= level / (b.length + 1), (case, name)
 
 
 @pytest.mark.parametrize("eta,particles", [(6.0, 16), (-3.0, 4), (10.0, 64), (2.0, 256)])

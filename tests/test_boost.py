@@ -444,3 +444,31 @@ def test_a_given_infinite_step_is_proven_or_has_an_unbounded_low_end():
     s = b.search_
     assert s["eta_proof"] is not None and "exact enumeration" in s["eta_note"] and "nan" not in s["eta_note"]
     assert s["gain"]["low"] - 1e-12 <= math.log(256) <= s["gain"]["high"] + 1e-12 and math.isfinite(s["gain"]["low"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_issues_mixture_with_an_exact_q_has_the_interior_optimum_in_reach(seed):
+    """The issue's case with q constructed exactly: p = 0.999·Parity(4, 8) + 0.001·uniform, q uniform. At offset 0
+    (blocks at 0 and 4) β = 1/2 everywhere and P_p(d = 1) = 0.999 + 0.001/2 = 0.9995 per block, so by hand
+    Δ(η) = 2 [0.9995 η − log((1 + e^η)/2)], maximised at η* = log(0.9995/0.0005) ≈ 7.60 with
+    Δ* = 2 (log 2 − H(0.0005)) ≈ 1.378. In every seed: η finite, the hand-computed drop of the returned model
+    inside the held-out interval (and equal to the exact KL drop), and within 0.02 nats of Δ*."""
+    from nextk.sources import Mixture, Parity
+
+    par = Parity(4, 8)
+    p = Mixture([par, iid([0.5, 0.5], 8)], [0.999, 0.001])
+    q = iid([0.5, 0.5], 8)
+    eps = 0.0005
+
+    def delta(eta):
+        return 2 * ((1 - eps) * eta - (math.log1p(math.exp(-eta)) + eta - math.log(2)))
+
+    best = 2 * (math.log(2) + eps * math.log(eps) + (1 - eps) * math.log(1 - eps))
+    assert math.log((1 - eps) / eps) == pytest.approx(7.6, abs=0.01)
+    b = boost(q, par.checks["parity"], 4, p=p, seed=seed)
+    assert math.isfinite(b.eta) and b.offset == 0 and b.search_["eta_proof"] is None
+    gain = b.search_["gain"]
+    assert gain["low"] <= delta(b.eta) <= gain["high"], (b.eta, delta(b.eta), gain)
+    exact_drop = kl(p, q, estimator="exact").value - kl(p, b, estimator="exact").value
+    assert exact_drop == pytest.approx(delta(b.eta), abs=1e-9)
+    assert best - 0.02 <= delta(b.eta) <= best + 1e-12, (b.eta, delta(b.eta), best)

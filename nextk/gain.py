@@ -69,7 +69,7 @@ def selection_beta(beta: Tensor, windows: int | None) -> Tensor:
     if windows is None:
         return beta
     eps = violation_bound(windows)
-    return beta.clamp(eps, 1 - eps)
+    return torch.where(beta <= 0, eps, torch.where(beta >= 1, 1 - eps, beta))
 
 
 def log_z_bias_bound_sampled(eta: float, windows: int) -> float:

@@ -472,3 +472,14 @@ def test_the_issues_mixture_with_an_exact_q_has_the_interior_optimum_in_reach(se
     exact_drop = kl(p, q, estimator="exact").value - kl(p, b, estimator="exact").value
     assert exact_drop == pytest.approx(delta(b.eta), abs=1e-9)
     assert best - 0.02 <= delta(b.eta) <= best + 1e-12, (b.eta, delta(b.eta), best)
+
+
+def test_only_a_sampled_zero_or_one_is_replaced_for_the_choice():
+    """β̂ ∈ {0, 1} from W = 256 windows becomes 1 − 0.05^{1/256} (resp. its complement); 1/256 is kept; exact β
+    (windows None) is untouched."""
+    from nextk.gain import selection_beta
+
+    eps = 1 - 0.05 ** (1 / 256)
+    beta = torch.tensor([0.0, 1 / 256, 0.5, 1.0], dtype=torch.float64)
+    assert selection_beta(beta, 256).tolist() == pytest.approx([eps, 1 / 256, 0.5, 1 - eps], abs=1e-15)
+    assert selection_beta(beta, None) is beta

@@ -32,6 +32,7 @@ from nextk.gain import (
     gain_estimate,
     gain_per_doc,
     log_z,
+    sampled_windows,
     violation_bound,
     window_statistics,
 )
@@ -123,6 +124,7 @@ def boost(
     fit_x, test_x = p.sample(num_docs, generator=g), p.sample(num_docs, generator=g)
     *fit, how = window_statistics(p, q, d, k, fit_x, generator=g)
     *test, _ = window_statistics(p, q, d, k, test_x, generator=g)
+    windows = sampled_windows(num_docs, q.vocab_size, k)  # None: β exact (window enumeration)
     reports, choices = [], {}
     enumerated: dict = {}  # p's support, enumerated at most once for the proofs of every offset
     for r in [offset] if offset is not None else range(min(k, m)):
@@ -131,11 +133,15 @@ def boost(
             Db = fit[0][:, blocks]
             side = 1 if bool((Db > 0).all()) else -1 if bool((Db <= 0).all()) else 0
             proof = support_proof(p, d, k, blocks, side, cache=enumerated) if side else None
-            choice = choose_eta(*fit, blocks, proof=proof)
+            choice = choose_eta(*fit, blocks, proof=proof, windows=windows)
         else:
             e = float(eta)
             fitted = gain_per_doc(e, *fit, blocks).mean().item()
-            choice = EtaChoice(e, "given", fitted, gain_derivative(e, *fit, blocks))
+            if math.isfinite(e):
+                choice = EtaChoice(e, "given", fitted, gain_derivative(e, *fit, blocks))
+            else:  # a given limit is taken as proven only with a proof (support_proof), never from the sample
+                proof = support_proof(p, d, k, blocks, 1 if e > 0 else -1, cache=enumerated)
+                choice = EtaChoice(e, "given", fitted, 0.0, proof=proof)
         choices[r] = choice
         alpha = mean_estimate((test[0][:, blocks] - test[1][:, blocks]).mean(1), f"held-out p documents, {how}")
         half = alpha.value / 2
@@ -147,7 +153,14 @@ def boost(
                 alpha=alpha.to_dict(),
                 eta=choice.eta if math.isfinite(choice.eta) else None,
                 eta_choice=choice.to_dict(),
-                gain=gain_estimate(choice.eta, *test, blocks, "held-out p documents", proven=choice.proof is not None),
+                gain=gain_estimate(
+                    choice.eta,
+                    *test,
+                    blocks,
+                    f"held-out p documents, {how}",
+                    proven=choice.proof is not None,
+                    windows=windows,
+                ),
                 lemma1_guarantee=len(blocks) * alpha.value**2 / 4,
                 gain_at_half_alpha=mean_estimate(gain_per_doc(half, *test, blocks), "held-out p documents").to_dict(),
                 alpha_fit=alpha_fit.to_dict(),

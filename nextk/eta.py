@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from nextk.errors import MAX_ENUMERATION, TooLargeError
-from nextk.gain import CONFIDENCE, gain_derivative, gain_per_doc, violation_bound
+from nextk.errors import MAX_ENUMERATION, InputError, TooLargeError
+from nextk.gain import CONFIDENCE, gain_derivative, gain_per_doc, selection_beta, violation_bound
 from nextk.measure import support
 from nextk.tilted import _judge
 
@@ -83,14 +83,22 @@ def support_proof(
     return f"exact enumeration of p's support ({len(x):,} documents): d = {1 if side > 0 else 0} on every block"
 
 
-def choose_eta(D: Tensor, beta: Tensor, blocks: list[int], proof: str | None = None) -> EtaChoice:
+def choose_eta(
+    D: Tensor, beta: Tensor, blocks: list[int], proof: str | None = None, windows: int | None = None
+) -> EtaChoice:
     """argmax_η of the mean gain (a 1-D concave maximisation, log Z convex in η), by the root of its slope
     (bracketed by doubling, Brent's method). When d accepts (rejects) every true window, Δ'(η) > 0 (< 0)
     for every finite η: with `proof` (that P_p(d = 0) = 0, resp. 1; `support_proof`) the choice is the
     limit η = ±∞ with Δ±∞; without it, the maximum of Δ(η) − |η| Σ_s ε_s with ε_s = violation_bound(N)
-    per block, which is finite ("guarded")."""
+    per block, which is finite ("guarded").
+
+    `windows`: β was estimated from that many sampled q windows per prefix (None: exact). A sampled β̂ = 0
+    or 1 is replaced by its Clopper–Pearson bound (`selection_beta`), so the slope turns negative at a
+    finite η. Only an exact β = 0 where d = 1 on a true window (q gives a document of p probability 0,
+    KL(p̄‖q̄) = ∞) leaves no finite maximum: that is refused by name, never answered with η = ±∞."""
     from scipy.optimize import brentq
 
+    beta = selection_beta(beta, windows)
     Db, bb = D[:, blocks], beta[:, blocks]
     penalty = 0.0
     guarded = None
@@ -112,9 +120,15 @@ def choose_eta(D: Tensor, beta: Tensor, blocks: list[int], proof: str | None = N
     sign = 1.0 if s0 > 0 else -1.0
     lo, hi = 0.0, sign
     while slope(hi) * sign > 0:
-        if abs(hi) >= ETA_BRACKET:  # only when q gives d's side zero mass where p's true window is
-            eta = sign * math.inf
-            return EtaChoice(eta, f"limit {'+' if sign > 0 else '-'}inf", math.inf, slope(hi))
+        if abs(hi) >= ETA_BRACKET:  # only when exact β gives d's side zero mass where p's true window has it
+            side = 1 if sign > 0 else 0
+            zero = (bb <= 0) & (Db > 0) if sign > 0 else (bb >= 1) & (Db <= 0)
+            raise InputError(
+                f"choose_eta: Δ'(η) stays {'positive' if sign > 0 else 'negative'} past |η| = {ETA_BRACKET:g}: q gives "
+                f"d = {side} no mass (exact E_q d = {1 - side}) on {int(zero.sum())} block(s) where a fitting "
+                f"document's true window has d = {side}, so q gives that document probability 0 (KL(p̄‖q̄) = ∞) and "
+                "no finite step maximises Δ; η = ±∞ is not proven safe (P_p of the other side is not shown 0)"
+            )
         lo, hi = hi, 2 * hi
     eta = brentq(slope, min(lo, hi), max(lo, hi), xtol=1e-12, rtol=1e-12)
     gain = gain_per_doc(eta, D, beta, blocks).mean().item() - abs(eta * penalty)
@@ -128,13 +142,6 @@ def best_eta(D: Tensor, beta: Tensor, blocks: list[int]) -> float:
 
 def eta_note(choice: EtaChoice) -> str:
     """One sentence on the step chosen, computed from the choice."""
-    if choice.kind.startswith("limit") and math.isinf(choice.gain):
-        side = "1" if choice.eta > 0 else "0"
-        return (
-            f"Δ'(η) stays {'positive' if choice.eta > 0 else 'negative'} past |η| = {ETA_BRACKET:g}: q gives (almost) "
-            f"no mass to d = {side} on blocks where the fitting documents' true windows have it, so Δ(η) grows "
-            f"without bound toward η = {'+' if choice.eta > 0 else '−'}∞ (Δ∞ = ∞ on them)"
-        )
     if choice.kind.startswith("limit"):
         side = "1" if choice.eta > 0 else "0"
         verb = "accepts" if choice.eta > 0 else "rejects"
@@ -154,6 +161,15 @@ def eta_note(choice: EtaChoice) -> str:
         )
     if choice.kind == "flat":
         return "d takes one value on every true and every model window: Δ ≡ 0, η = 0"
+    if choice.kind == "given" and not math.isfinite(choice.eta):
+        side, sign = ("0", "+") if choice.eta > 0 else ("1", "−")
+        if choice.proof is not None:
+            return f"η = {sign}∞ was given; P_p(d = {side}) = 0 on the blocks is proven ({choice.proof})"
+        return (
+            f"η = {sign}∞ was given, but P_p(d = {side}) = 0 on the blocks is not proven (d is not one of p's checks "
+            f"and p's support could not be enumerated or has documents with d = {side}): one such document has "
+            "probability 0 under q', so the held-out interval of Δ has low end −∞"
+        )
     if choice.kind == "given":
         return f"η = {choice.eta:.4g} was given (Δ'(η) = {choice.derivative:+.2e} on the fitting documents)"
     return f"interior maximum: η = {choice.eta:.4g} with Δ'(η) = {choice.derivative:+.2e} on the fitting documents"

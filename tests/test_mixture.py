@@ -84,3 +84,22 @@ def test_kl_to_a_component_is_exact():
     lq = NOISE.log_prob(ALL)
     want = sum(pr * (np.log(pr) - lq[i].item()) for i, (x, pr) in enumerate(truth.items()) if pr > 0)
     assert kl(MIX, NOISE, estimator="exact").value == pytest.approx(want, abs=1e-10)
+
+
+def test_a_support_check_is_a_rule_of_the_mixture_not_of_one_component():
+    """repr(HMM) omits its parameters, so the old rule (equal reprs of fields) shared component 0's support
+    check: it called [2, 2, 2, 2] impossible although the mixture gives it 0.01 · 0.4⁴ (and boost then
+    'proved' η = +∞). The check now agrees with the hand-computed mixture probability on every window."""
+    import itertools
+
+    def iid(probs):
+        return HMM([1.0], [[1.0]], [probs], length=4)
+
+    for second, weights in (([0.3, 0.3, 0.4], [0.99, 0.01]), ([0.5, 0.5, 0.0], [0.5, 0.5])):
+        first = [0.9, 0.1, 0.0]
+        mix = Mixture([iid(first), iid(second)], weights)
+        d = mix.checks["support"]
+        for x in itertools.product(range(3), repeat=4):
+            pr = sum(w * float(np.prod([c[t] for t in x])) for w, c in zip(weights, (first, second)))
+            assert bool(d(torch.tensor([x]), 0, 4)[0]) == (pr > 0), (x, pr)
+    assert mix.checks["support"] is not mix.sources[0].checks["support"]

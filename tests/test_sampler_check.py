@@ -122,6 +122,18 @@ def test_the_check_fails_the_biased_samplers():
             assert not res.passed(ALPHA) and res.tv.low > 0.05, res
         bound = smc_sample(b, 10, particles=4, method="sir").tv_bound
         assert sir.tv.low <= bound
+    # case a has one block and iid q (β = 0.01 at every prefix): SIR-4's document TV is exactly its block TV,
+    # summed here over the 2⁴ particle patterns in plain Python. The stated bound is informative (below 0.85)
+    # and holds it, and the measured TV interval holds the exact TV.
+    b, beta, eta = case_a(), 0.01, 6.0
+    p_one = 0.0
+    for pattern in itertools.product((0, 1), repeat=4):
+        kk = sum(pattern)
+        p_one += beta**kk * (1 - beta) ** (4 - kk) * (kk * math.exp(eta) / (kk * math.exp(eta) + 4 - kk) if kk else 0)
+    exact_tv = abs(p_one - beta * math.exp(eta) / (1 - beta + beta * math.exp(eta)))
+    bound = smc_sample(b, 10, particles=4, method="sir").tv_bound
+    sir = check_sampler(lambda n, g: smc_sample(b, n, particles=4, method="sir", seed=g).samples, b, 10_000, seed=7)
+    assert exact_tv <= bound < 0.85 and sir.tv.low <= exact_tv <= sir.tv.high, (exact_tv, bound, sir.tv)
 
 
 def test_sir_bias_formula_against_enumerating_the_particles():
@@ -158,6 +170,9 @@ def test_guards():
     b = case_b()
     with pytest.raises(InputError, match="ess_threshold"):
         smc_sample(b, 10, ess_threshold=0.5)
+    with pytest.raises(InputError, match="max_particles") as err:  # the redraw's cap: refused by name, one line
+        smc_sample(b, 10, max_particles=1024)
+    assert "\n" not in str(err.value)
     with pytest.raises(InputError, match="shape"):
         check_sampler(lambda n, g: torch.zeros(n, 3, dtype=torch.long), b, 100)
     never = Boosted(iid([1.0, 0.0], 6), Window([1, 1, 1]), 3, 0, math.inf, 6)  # q gives d = 1 no mass
@@ -167,11 +182,90 @@ def test_guards():
         smc_gain(never, torch.zeros(2, 6, dtype=torch.long))
 
 
+def never(x, start, k):
+    """d ≡ 0: with η = 0 the boosted model is q itself."""
+    return torch.zeros(len(x), dtype=torch.bool)
+
+
+def rare_case():
+    """q iid over {0, 1, 2} with q(2) = 10⁻⁴, two tokens: by hand the documents with a 2 have probabilities
+    5·10⁻⁵ (two of them), ≈ 5·10⁻⁵ (two) and 10⁻⁸ ((2, 2)): at 10⁴ draws 2 expected in all, a pool below 5."""
+    q = iid([0.5, 0.4999, 0.0001], 2)
+    return q, Boosted(q, never, 2, 0, 0.0, 2)
+
+
+def test_the_check_fails_samplers_that_over_draw_rare_documents():
+    """The old check merged the rare pool into the smallest large cell (and passed p = 1 when no degree of
+    freedom was left), so a sampler giving the 10⁻⁸ document 20% of the mass passed with p = 0.047. The
+    rare pool is now its own cell under an exact binomial upper tail: samplers that move 20%, or only 40
+    draws in 10⁴ (0.4%), of (1, 1)'s mass onto rare documents fail; the exact sampler passes."""
+    q, b = rare_case()
+
+    def moving(count, target):
+        def sampler(n, g):
+            x = q.sample(n, generator=g)
+            rows = (x == 1).all(1).nonzero()[:, 0][:count]
+            x[rows] = torch.tensor(target)
+            return x
+
+        return sampler
+
+    exact = check_sampler(lambda n, g: q.sample(n, generator=g), b, 10_000, seed=4)
+    assert exact.passed(ALPHA) and "binomial upper tail" in exact.method and "Bonferroni" in exact.method
+    for count, target in ((2000, [2, 2]), (40, [0, 2]), (40, [2, 2])):
+        res = check_sampler(moving(count, target), b, 10_000, seed=4)
+        assert not res.passed(ALPHA) and res.outside_support == 0, (count, target, res)
+
+
+def test_outside_the_support_fails_at_once_and_no_degree_of_freedom_is_refused():
+    _, b = rare_case()
+    zero = Boosted(iid([0.5, 0.5, 0.0], 2), never, 2, 0, 0.0, 2)  # token 2 has probability 0
+    res = check_sampler(lambda n, g: torch.full((n, 2), 2), zero, 1000)
+    assert res.outside_support == 1000 and res.p_value == 0.0 and not res.passed(ALPHA)
+    skewed = Boosted(iid([0.9999, 0.0001], 2), never, 2, 0, 0.0, 2)  # one document holds 0.9998 of the mass
+    with pytest.raises(InputError, match="no degree of freedom.*num ≥ 50,006") as err:
+        check_sampler(lambda n, g: torch.ones(n, 2, dtype=torch.long), skewed, 10_000)
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.slow
 def test_exact_samplers_pass_on_the_grid():
     """Every exact sampler on every grid setting, 10⁴ draws each: p ≥ 10⁻³ after Bonferroni over the grid."""
     level = ALPHA / (len(GRID) * len(SAMPLERS))
     for (case, build), (name, sampler) in itertools.product(GRID.items(), SAMPLERS.items()):
         b = build()
-        res = check_sampler(sampler(b), b, 10_000, seed=3)
+        x = sampler(b)(10_000, torch.Generator().manual_seed(3))
+        res = check_sampler(lambda n, g, x=x: x, b, 10_000, seed=3)
         assert res.p_value >= level and res.outside_support == 0, (case, name, res)
+        # and against brute-force eq. 1.3 (tests/references.py), not the support of the same trie: the
+        # smallest of n + 1 χ² p-values (whole documents, each position), Bonferroni over them too
+        truth = ref.boosted_probs(b.q, b.d, b.k, b.offset, 60.0 if b.eta == math.inf else b.eta, b.vocab_size, b.length)
+        truth = {doc: pr for doc, pr in truth.items() if pr > 1e-20}  # e^−60: the limit's zero-probability documents
+        assert ref.chi_square_pvalue(x, truth) >= level / (b.length + 1), (case, name)
+
+
+@pytest.mark.parametrize("eta,particles", [(6.0, 16), (-3.0, 4), (10.0, 64), (2.0, 256)])
+def test_the_stated_suprema_are_upper_bounds(eta, particles):
+    """SIR's tv_bound and smc_gain's bias bound are suprema over β: each is at least the maximum over 2·10⁵
+    β points (log-spaced at both ends, linear between), evaluated in plain NumPy/SciPy here. The old grid
+    maximum fell short of it by ~2·10⁻⁴ relative."""
+    import numpy as np
+    from scipy.stats import binom
+
+    from nextk.smc import log_z_bias_bound, sir_tv_bound
+
+    tail = np.logspace(-12, np.log10(0.5), 50_000)
+    beta = np.unique(np.concatenate([tail, 1 - tail, np.linspace(0, 1, 100_001)]))
+    j = np.arange(particles + 1)
+    best_tv = best_bias = 0.0
+    for chunk in np.array_split(beta, 40):
+        pmf = binom.pmf(j[None, :], particles, chunk[:, None])
+        w1, w0 = math.exp(eta), 1.0
+        surv = np.where(j > 0, j * w1 / np.maximum(j * w1 + (particles - j) * w0, 1e-300), 0.0)
+        tilted = chunk * w1 / (chunk * w1 + (1 - chunk) * w0)
+        best_tv = max(best_tv, float(np.abs(pmf @ surv - tilted).max()))
+        with np.errstate(divide="ignore"):
+            lz = lambda b: np.log1p(np.expm1(eta) * b)  # noqa: E731
+        best_bias = max(best_bias, float((lz(chunk) - pmf @ lz(j / particles)).max()))
+    assert sir_tv_bound(eta, particles) >= best_tv and log_z_bias_bound(eta, particles) >= best_bias
+    assert sir_tv_bound(eta, particles) <= 1.02 * best_tv  # and not loose: within the stated 1% margin (+ slack)

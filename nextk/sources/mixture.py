@@ -18,8 +18,12 @@ class Mixture(TokenSource):
     π_c(x_{<t}) ∝ w_c p̄_c(x_{<t}), kept in log space, and p(v | x_{<t}) = Σ_c π_c(x_{<t}) p_c(v | x_{<t}).
 
     Every component must share the vocabulary and the document length. `checks` holds the checkers that
-    every component has under the same name and the same definition (a checker of one component alone may
-    be false on the others' documents).
+    are provably rules of the mixture (a checker of one component alone may be false on the others'
+    documents): a checker every component has under the same name that is the same object, or of one class
+    whose fields are equal plain values (numbers, strings, tuples of them: the same rule); and, when every
+    component has a support check, `SupportCheck(self)` built on the mixture itself (a window is possible
+    under the mixture). Fields that are objects (a source, a tensor) are never compared by repr: repr(HMM)
+    omits its parameters.
 
     >>> from nextk.sources import HMM, Parity
     >>> flat = HMM([1.0], [[1.0]], [[0.5, 0.5]], length=4)
@@ -58,7 +62,7 @@ class Mixture(TokenSource):
             self._log_w = torch.tensor(
                 [math.log(w / total) if w > 0 else -math.inf for w in weights], dtype=torch.float64
             )
-        self.checks = _shared_checks(sources)
+        self.checks = _shared_checks(sources, self)
 
     @property
     def params(self) -> dict:
@@ -115,17 +119,34 @@ def _component(state: State, i: int) -> State:
     return State({k[len(head) :]: v for k, v in state.tensors.items() if k.startswith(head)})
 
 
-def _shared_checks(sources) -> dict:
-    """The checkers every component has under the same name and with the same definition (class and fields)."""
+_PLAIN = (int, float, str, bool, type(None))
 
-    def key(check):
-        fields = vars(check) if hasattr(check, "__dict__") else {"id": id(check)}
-        return type(check), repr(sorted((k, repr(v)) for k, v in fields.items()))
+
+def _plain(value) -> bool:
+    return isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(_plain(v) for v in value))
+
+
+def _same_rule(a, b) -> bool:
+    """a and b are provably one rule: the same object, or one class whose fields are all equal plain values."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or not hasattr(a, "__dict__") or not hasattr(b, "__dict__"):
+        return False
+    fa, fb = vars(a), vars(b)
+    return fa.keys() == fb.keys() and all(_plain(fa[k]) and _plain(fb[k]) and fa[k] == fb[k] for k in fa)
+
+
+def _shared_checks(sources, mixture) -> dict:
+    """The checkers that are rules of the mixture (class docstring): shared ones that are provably the same
+    rule, and support checks rebuilt on the mixture itself."""
+    from nextk.distinguishers.checks import SupportCheck
 
     first = getattr(sources[0], "checks", {})
     out = {}
     for name, check in first.items():
         others = [getattr(s, "checks", {}).get(name) for s in sources[1:]]
-        if all(o is not None and (o is check or key(o) == key(check)) for o in others):
+        if all(o is not None and _same_rule(o, check) for o in others):
             out[name] = check
+        elif isinstance(check, SupportCheck) and all(isinstance(o, SupportCheck) for o in others):
+            out[name] = SupportCheck(mixture)  # possible under the mixture: a rule every document of it keeps
     return out

@@ -174,7 +174,8 @@ def test_repr_and_params_rebuild_the_source():
         (dict(pattern="ab", length=2, weights={"z": 1.0}), InputError, "outside the vocabulary"),
         (dict(pattern="ab", length=2, weights=[[1.0]]), InputError, "weights table has shape"),
         (dict(pattern="ab", length=0), InputError, "length must be a positive integer"),
-        (dict(pattern="(ab|c)*d", length=10**7), TooLargeError, "120,000,000 float64 entries (916 MiB)"),
+        (dict(pattern="(ab|c)*d", length=10**7), TooLargeError, "length=10,000,000 is beyond the 1,000,000"),
+        (dict(pattern="[a-j]*x[a-j]{300}", length=10**6), TooLargeError, "float64 entries (25,345 MiB)"),
         (dict(pattern="ab", length=2, vocab="aab"), InputError, "distinct single characters"),
     ],
 )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import torch
 from torch import Tensor
 
 from nextk.distinguishers.checks import clip
 from nextk.errors import InputError
-from nextk.lm import State
+from nextk.lm import State, make_generator
 from nextk.sources.common import TokenSource, new_state
 
 BRACKETS = "()[]{}<>"
@@ -75,7 +76,36 @@ class Dyck(TokenSource):
         self._log_c = torch.tensor(
             [[math.log(v) if v > 0 else -math.inf for v in row] for row in counts], dtype=torch.float64
         )  # (length+1, max_depth+2)
+        # P(open any type | r tokens left, depth h) = n_types · C[r−1][h+1] / C[r][h]: exact ratios rounded once.
+        self._p_open = torch.tensor(
+            [
+                [_ratio(n_types * counts[r - 1][h + 1], counts[r][h]) for h in range(max_depth + 1)]
+                for r in range(1, length + 1)
+            ],
+            dtype=torch.float64,
+        )  # (length, max_depth + 1), row r − 1
         self.checks = {"valid": DyckCheck(self)}
+
+    def sample(self, num: int, length: int | None = None, *, generator=None, prefix=None) -> Tensor:
+        """Exact uniform draws, batched: the depth walk first (one uniform per token against the table of
+        opening probabilities), each open's type uniform, each close the type of its matching open
+        (`matching_opens`). With a prefix, the step sampler."""
+        if prefix is not None and torch.as_tensor(prefix).numel():
+            return super().sample(num, length, generator=generator, prefix=prefix)
+        length, g = self._length(length), make_generator(generator)
+        if num < 0:
+            raise InputError(f"num must be non-negative, got {num}")
+        u = torch.rand(num, length, dtype=torch.float64, generator=g)
+        types = torch.randint(self.n_types, (num, length), generator=g)
+        is_open = torch.empty(num, length, dtype=torch.bool)
+        depth = torch.zeros(num, length + 1, dtype=torch.long)
+        d = depth[:, 0]
+        for t in range(length):
+            is_open[:, t] = up = u[:, t] < self._p_open[self.length - 1 - t].gather(0, d)
+            d = d + up.long() * 2 - 1
+            depth[:, t + 1] = d
+        top = matching_opens(is_open, types, depth[:, :-1])
+        return torch.where(is_open, 2 * types, 2 * top + 1)
 
     def start(self, batch: int) -> State:
         z = torch.zeros(batch, dtype=torch.long)
@@ -103,22 +133,79 @@ class Dyck(TokenSource):
         return new_state(lp, stack=stack, depth=depth, pos=pos, dead=dead)
 
 
+def _ratio(num: int, den: int) -> float:
+    """num / den for exact integers of any size, correctly rounded; 0 where den = 0 (unreachable)."""
+    return float(Fraction(num, den)) if den else 0.0
+
+
 class DyckCheck:
     """Valid brackets inside the window: every close matches the open bracket on top of the stack
     (the stack is read from the prefix), depth stays within max_depth, and the depth never exceeds
-    the tokens left, so the document can still be completed."""
+    the tokens left, so the document can still be completed.
+
+    The prefix is read by the clamped stack machine of `push_pop` (an unreadable prefix still leaves a
+    stack: a close at depth 0 and an open at max_depth change nothing), in a handful of batched tensor
+    operations over all columns at once: depths by `clamped_depths`, the top of the stack at every close
+    by `matching_opens`.
+    """
 
     def __init__(self, source: Dyck):
         self.source = source
 
     def __call__(self, x: Tensor, start, k: int) -> Tensor:
         x, starts = clip(x, start, k)
-        src, b = self.source, x.shape[0]
-        stack = torch.zeros(b, src.max_depth + 1, dtype=torch.long)
-        depth = torch.zeros(b, dtype=torch.long)
-        good = torch.ones(b, dtype=torch.bool)
-        for t in range(x.shape[1]):
-            stack, depth, ok = push_pop(stack, depth, x[:, t], src.max_depth)
-            inside = (t >= starts) & (t < starts + k)
-            good &= ~(inside & (~ok | (depth > src.length - t - 1)))
-        return good
+        src, t = self.source, torch.arange(x.shape[1])
+        x = x.long()
+        is_open, kind = x % 2 == 0, x // 2
+        before = clamped_depths(is_open, src.max_depth, starts)  # (B, T + 1): depth before token t, then after
+        depth, after = before[:, :-1], before[:, 1:]
+        top = matching_opens(is_open, kind, depth)
+        ok = torch.where(is_open, depth < src.max_depth, (depth > 0) & (top == kind))
+        bad = ~ok | (after > src.length - 1 - t)
+        inside = (t >= starts[:, None]) & (t < starts[:, None] + k)
+        return ~(bad & inside).any(dim=1)
+
+
+def clamped_depths(is_open: Tensor, max_depth: int, starts: Tensor | None = None) -> Tensor:
+    """Depths (B, T + 1) of `push_pop`'s clamped stack machine before each token and after the last:
+    d_0 = 0, d_{t+1} = clamp(d_t ± 1, 0, max_depth).
+
+    Clamping at 0 alone is the reflected walk d_t = S_t − min_{u ≤ t} S_u (S the cumulative sum of the
+    ±1 steps, S_0 = 0), one cumsum and one cummin. It equals the clamped walk until the first open at
+    max_depth, which the checkers reject where it is read inside a window (and nothing after the first
+    rejection matters). Only rows where that open comes before their start (an unreadable prefix;
+    every row when `starts` is None) are walked column by column.
+    """
+    b, n = is_open.shape
+    s = torch.zeros(b, n + 1, dtype=torch.long)
+    torch.cumsum(is_open.long() * 2 - 1, dim=1, out=s[:, 1:])
+    depth = s - torch.cummin(s, dim=1).values
+    over = depth[:, 1:] > max_depth  # an open at max_depth: the clamped machine stays at max_depth
+    if starts is not None:
+        over &= torch.arange(n) < starts[:, None]
+    rows = over.any(dim=1).nonzero().squeeze(1)
+    if len(rows):
+        walk, d = torch.zeros(len(rows), n + 1, dtype=torch.long), torch.zeros(len(rows), dtype=torch.long)
+        steps = is_open[rows].long() * 2 - 1
+        for t in range(n):
+            d = (d + steps[:, t]).clamp_(0, max_depth)
+            walk[:, t + 1] = d
+        depth[rows] = walk
+    return depth
+
+
+def matching_opens(is_open: Tensor, kind: Tensor, depth: Tensor) -> Tensor:
+    """Top of the stack at each close (B, T): the kind of the last open before it made at depth d − 1,
+    where d is the depth before the close (the slot `push_pop` reads); meaningless at opens and at closes
+    at depth 0.
+
+    Give each token the level of the slot it writes or reads (an open: its depth; a close: its depth − 1)
+    and sort the tokens by (level, position). Along a level of a depth walk that moves by ±1 or stays put
+    at the clamps, an open comes first and two closes always have an open between them (getting back up
+    to a level takes an open there), so the token sorted just before a close is its matching open.
+    """
+    b, n = is_open.shape
+    level = torch.where(is_open, depth, depth - 1) + 1  # ≥ 0
+    order = torch.argsort(level * n + torch.arange(n), dim=1)
+    before = kind.gather(1, order).roll(1, dims=1)  # the kind sorted just before; column 0 wraps, never a match
+    return torch.empty_like(kind).scatter_(1, order, before)

@@ -97,15 +97,15 @@ class Dyck(TokenSource):
             raise InputError(f"num must be non-negative, got {num}")
         u = torch.rand(num, length, dtype=torch.float64, generator=g)
         types = torch.randint(self.n_types, (num, length), generator=g)
-        is_open = torch.empty(num, length, dtype=torch.bool)
+        close = torch.empty(num, length, dtype=torch.long)
         depth = torch.zeros(num, length + 1, dtype=torch.long)
         d = depth[:, 0]
         for t in range(length):
-            is_open[:, t] = up = u[:, t] < self._p_open[self.length - 1 - t].gather(0, d)
-            d = d + up.long() * 2 - 1
+            close[:, t] = c = (u[:, t] >= self._p_open[self.length - 1 - t].gather(0, d)).long()
+            d = d + 1 - 2 * c
             depth[:, t + 1] = d
-        top = matching_opens(is_open, types, depth[:, :-1])
-        return torch.where(is_open, 2 * types, 2 * top + 1)
+        top = matching_opens(close, types, depth[:, :-1])
+        return torch.where(close.bool(), 2 * top + 1, 2 * types)
 
     def start(self, batch: int) -> State:
         z = torch.zeros(batch, dtype=torch.long)
@@ -146,7 +146,7 @@ class DyckCheck:
     The prefix is read by the clamped stack machine of `push_pop` (an unreadable prefix still leaves a
     stack: a close at depth 0 and an open at max_depth change nothing), in a handful of batched tensor
     operations over all columns at once: depths by `clamped_depths`, the top of the stack at every close
-    by `matching_opens`.
+    by `matching_opens`, the verdict from a running count of the rejected tokens.
     """
 
     def __init__(self, source: Dyck):
@@ -154,58 +154,64 @@ class DyckCheck:
 
     def __call__(self, x: Tensor, start, k: int) -> Tensor:
         x, starts = clip(x, start, k)
-        src, t = self.source, torch.arange(x.shape[1])
-        x = x.long()
-        is_open, kind = x % 2 == 0, x // 2
-        before = clamped_depths(is_open, src.max_depth, starts)  # (B, T + 1): depth before token t, then after
-        depth, after = before[:, :-1], before[:, 1:]
-        top = matching_opens(is_open, kind, depth)
-        ok = torch.where(is_open, depth < src.max_depth, (depth > 0) & (top == kind))
-        bad = ~ok | (after > src.length - 1 - t)
-        inside = (t >= starts[:, None]) & (t < starts[:, None] + k)
-        return ~(bad & inside).any(dim=1)
+        src, (b, n) = self.source, x.shape
+        if x.numel() and not 0 <= int(x.min()) <= int(x.max()) < src.vocab_size:
+            raise InputError(f"Dyck tokens must be in 0..{src.vocab_size - 1}, got {int(x.min())}..{int(x.max())}")
+        x = x.to(torch.int16)  # small integers: the operations below are memory-bound
+        close, kind = x & 1, x >> 1
+        step = 1 - 2 * close
+        walk = clamped_depths(step, src.max_depth, starts)  # (B, T + 1): depth before token t, then after
+        before = walk[:, :-1]
+        top = matching_opens(close, kind, before)
+        # Token t is rejected when before + step leaves [0, min(max_depth, n − t − 1)] (an open too deep, a
+        # close at depth 0, no completion left), or when a close does not match the top.
+        moved = before + step
+        limit = (src.length - 1 - torch.arange(n)).clamp(max=src.max_depth).to(torch.int16)
+        rejected = torch.maximum(torch.maximum(moved - limit, -moved), close * (top ^ kind)).clamp_(0, 1)
+        count = torch.zeros(b, n + 1, dtype=torch.int16)
+        torch.cumsum(rejected, dim=1, out=count[:, 1:])  # rejected tokens among x[:, :t]
+        return count.gather(1, (starts + k)[:, None]).squeeze(1) == count.gather(1, starts[:, None]).squeeze(1)
 
 
-def clamped_depths(is_open: Tensor, max_depth: int, starts: Tensor | None = None) -> Tensor:
-    """Depths (B, T + 1) of `push_pop`'s clamped stack machine before each token and after the last:
-    d_0 = 0, d_{t+1} = clamp(d_t ± 1, 0, max_depth).
+def clamped_depths(step: Tensor, max_depth: int, starts: Tensor | None = None) -> Tensor:
+    """Depths (B, T + 1) of `push_pop`'s clamped stack machine (steps ±1, int16) before each token and
+    after the last: d_0 = 0, d_{t+1} = clamp(d_t + step_t, 0, max_depth).
 
-    Clamping at 0 alone is the reflected walk d_t = S_t − min_{u ≤ t} S_u (S the cumulative sum of the
-    ±1 steps, S_0 = 0), one cumsum and one cummin. It equals the clamped walk until the first open at
-    max_depth, which the checkers reject where it is read inside a window (and nothing after the first
-    rejection matters). Only rows where that open comes before their start (an unreadable prefix;
-    every row when `starts` is None) are walked column by column.
+    Without the clamps this is one cumsum, and it equals the clamped walk until the first close at depth 0
+    or open at max_depth, which the checker rejects where it is read inside a window (and nothing after
+    the first rejection matters). Only rows where that happens before their start (a prefix that cannot be
+    read; every row when `starts` is None) are walked column by column.
     """
-    b, n = is_open.shape
-    s = torch.zeros(b, n + 1, dtype=torch.long)
-    torch.cumsum(is_open.long() * 2 - 1, dim=1, out=s[:, 1:])
-    depth = s - torch.cummin(s, dim=1).values
-    over = depth[:, 1:] > max_depth  # an open at max_depth: the clamped machine stays at max_depth
-    if starts is not None:
-        over &= torch.arange(n) < starts[:, None]
-    rows = over.any(dim=1).nonzero().squeeze(1)
+    b, n = step.shape
+    walk = torch.zeros(b, n + 1, dtype=torch.int16)
+    torch.cumsum(step, dim=1, out=walk[:, 1:])
+    clamped = torch.zeros(b, n + 1, dtype=torch.int16)  # clamps among the first t tokens
+    torch.cumsum(torch.maximum(walk[:, 1:] - max_depth, -walk[:, 1:]).clamp_(0, 1), dim=1, out=clamped[:, 1:])
+    at = clamped[:, -1] if starts is None else clamped.gather(1, starts[:, None]).squeeze(1)
+    rows = at.nonzero().squeeze(1)
     if len(rows):
-        walk, d = torch.zeros(len(rows), n + 1, dtype=torch.long), torch.zeros(len(rows), dtype=torch.long)
-        steps = is_open[rows].long() * 2 - 1
+        d, steps = torch.zeros(len(rows), dtype=torch.int16), step[rows]
         for t in range(n):
             d = (d + steps[:, t]).clamp_(0, max_depth)
-            walk[:, t + 1] = d
-        depth[rows] = walk
-    return depth
+            walk[rows, t + 1] = d
+    return walk
 
 
-def matching_opens(is_open: Tensor, kind: Tensor, depth: Tensor) -> Tensor:
+def matching_opens(close: Tensor, kind: Tensor, before: Tensor) -> Tensor:
     """Top of the stack at each close (B, T): the kind of the last open before it made at depth d − 1,
     where d is the depth before the close (the slot `push_pop` reads); meaningless at opens and at closes
-    at depth 0.
+    at depth 0. close: 1 at closes, 0 at opens.
 
     Give each token the level of the slot it writes or reads (an open: its depth; a close: its depth − 1)
     and sort the tokens by (level, position). Along a level of a depth walk that moves by ±1 or stays put
     at the clamps, an open comes first and two closes always have an open between them (getting back up
     to a level takes an open there), so the token sorted just before a close is its matching open.
     """
-    b, n = is_open.shape
-    level = torch.where(is_open, depth, depth - 1) + 1  # ≥ 0
-    order = torch.argsort(level * n + torch.arange(n), dim=1)
-    before = kind.gather(1, order).roll(1, dims=1)  # the kind sorted just before; column 0 wraps, never a match
-    return torch.empty_like(kind).scatter_(1, order, before)
+    b, n = kind.shape
+    wide = n * (n + 2) >= 2**15  # the keys below need int32
+    # Levels below −1 come only after the walk went below 0 (a rejection; nothing after it is read): all −1,
+    # so the keys are ≥ 0 (sorting negative keys was 4× slower).
+    level = (before - close).clamp_(min=-1).add_(1).to(torch.int32 if wide else torch.int16)
+    order = torch.argsort(level * n + torch.arange(n, dtype=level.dtype), dim=1)
+    sorted_before = kind.gather(1, order).roll(1, dims=1)  # the kind sorted just before; column 0: never a match
+    return torch.empty_like(kind).scatter_(1, order, sorted_before)

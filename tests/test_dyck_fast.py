@@ -93,7 +93,7 @@ def test_every_short_string_of_two_types_is_judged():
         compare_all(d, ref.strings(4, length), 2, 8)
 
 
-@pytest.mark.parametrize("n_types,max_depth", [(2, 8), (3, 4), (1, 30)])
+@pytest.mark.parametrize("n_types,max_depth", [(2, 8), (3, 4), (1, 30), (4, 30), (2, 40)])
 def test_checker_on_large_batches_with_per_row_starts(n_types, max_depth):
     """Valid documents, documents with 1–3 tokens replaced, and uniform strings, n = 64; random starts per row."""
     n, g = 64, torch.Generator().manual_seed(11)
@@ -114,6 +114,33 @@ def test_checker_on_large_batches_with_per_row_starts(n_types, max_depth):
             assert gv == want, (s, i, k)
             seen[want] += 1
     assert seen[True] > 300 and seen[False] > 300
+
+
+@pytest.mark.parametrize("n_types,max_depth", [(4, 30), (2, 40), (3, 25)])
+def test_checker_on_deep_stacks(n_types, max_depth):
+    """Stacks deeper than one int64 word holds (21 slots at 3 bits, 31 at 2 bits): up to max_depth opens of
+    random types, then closes that match or, with probability 1/20 each, do not; n = 2·max_depth + 4."""
+    n, g = 2 * max_depth + 4, torch.Generator().manual_seed(n_types)
+    d = Dyck(n_types, max_depth, n).checks["valid"]
+    rows = []
+    for _ in range(400):
+        h = int(torch.randint(max_depth - 5, max_depth + 2, (1,), generator=g))
+        kinds = torch.randint(n_types, (h,), generator=g).tolist()
+        closes = [2 * j + 1 for j in reversed(kinds)]
+        for i in range(h):
+            if torch.rand(1, generator=g).item() < 0.05:
+                closes[i] = 2 * int(torch.randint(n_types, (1,), generator=g)) + 1
+        row = [2 * j for j in kinds] + closes
+        rows.append((row + [0, 1] * n)[:n])
+    seen = Counter()
+    for k in (1, 5, 40):
+        starts = torch.randint(n - k + 1, (len(rows),), generator=g)
+        got = d(torch.tensor(rows), starts, k).tolist()
+        for s, i, gv in zip(rows, starts.tolist(), got):
+            want = verdicts(s[: i + k], max_depth, n)[i, k]
+            assert gv == want, (s, i, k)
+            seen[want] += 1
+    assert seen[True] > 100 and seen[False] > 100
 
 
 def test_checker_reads_only_the_window():

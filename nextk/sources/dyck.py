@@ -144,9 +144,10 @@ class DyckCheck:
     the tokens left, so the document can still be completed.
 
     The prefix is read by the clamped stack machine of `push_pop` (an unreadable prefix still leaves a
-    stack: a close at depth 0 and an open at max_depth change nothing), in a handful of batched tensor
-    operations over all columns at once: depths by `clamped_depths`, the top of the stack at every close
-    by `matching_opens`, the verdict from a running count of the rejected tokens.
+    stack: a close at depth 0 and an open at max_depth change nothing, a mismatched close pops). Batched:
+    depths by one cumsum, closes that do not match the top of the stack by `unmatched`, the verdict from
+    a running count of rejected tokens. Both are exact up to the first token the machine rejects; rows
+    whose prefix has one (it cannot be read) are read again step by step (`read_by_steps`).
     """
 
     def __init__(self, source: Dyck):
@@ -157,61 +158,80 @@ class DyckCheck:
         src, (b, n) = self.source, x.shape
         if x.numel() and not 0 <= int(x.min()) <= int(x.max()) < src.vocab_size:
             raise InputError(f"Dyck tokens must be in 0..{src.vocab_size - 1}, got {int(x.min())}..{int(x.max())}")
-        x = x.to(torch.int16)  # small integers: the operations below are memory-bound
-        close, kind = x & 1, x >> 1
+        y = x.to(torch.int16)  # small integers: the operations below are memory-bound
+        close, kind = y & 1, y >> 1
         step = 1 - 2 * close
-        walk = clamped_depths(step, src.max_depth, starts)  # (B, T + 1): depth before token t, then after
-        before = walk[:, :-1]
-        top = matching_opens(close, kind, before)
-        # Token t is rejected when before + step leaves [0, min(max_depth, n − t − 1)] (an open too deep, a
-        # close at depth 0, no completion left), or when a close does not match the top.
-        moved = before + step
-        limit = (src.length - 1 - torch.arange(n)).clamp(max=src.max_depth).to(torch.int16)
-        rejected = torch.maximum(torch.maximum(moved - limit, -moved), close * (top ^ kind)).clamp_(0, 1)
-        count = torch.zeros(b, n + 1, dtype=torch.int16)
-        torch.cumsum(rejected, dim=1, out=count[:, 1:])  # rejected tokens among x[:, :t]
-        return count.gather(1, (starts + k)[:, None]).squeeze(1) == count.gather(1, starts[:, None]).squeeze(1)
+        after = torch.cumsum(step, dim=1, dtype=torch.int16)  # the depth after token t, until the first rejection
+        # rejected: a close that does not match the top, or the depth leaving [0, max_depth] (the machine
+        # clamps: its state goes wrong) or [0, n − t − 1] (no completion left: only the verdict)
+        broken = torch.maximum(
+            torch.maximum(after - src.max_depth, -after),
+            unmatched(close, kind, step, after - step, src.n_types, src.max_depth),
+        )
+        tail = (src.length - 1 - torch.arange(n)).to(torch.int16)
+        rejected = torch.maximum(broken, after - tail).clamp_(0, 1)
+        counts = torch.zeros(2, b, n + 1, dtype=torch.int16)  # among x[:, :t]: broken tokens, rejected tokens
+        torch.cumsum(torch.stack([broken.clamp_(0, 1), rejected]), dim=2, out=counts[:, :, 1:])
+        at_start = counts.gather(2, starts.expand(2, b)[:, :, None]).squeeze(2)
+        ok = counts[1].gather(1, (starts + k)[:, None]).squeeze(1) == at_start[1]
+        rows = at_start[0].nonzero().squeeze(1)
+        if len(rows):
+            ok[rows] = read_by_steps(x[rows], starts[rows], k, src.max_depth, src.length)
+        return ok
 
 
-def clamped_depths(step: Tensor, max_depth: int, starts: Tensor | None = None) -> Tensor:
-    """Depths (B, T + 1) of `push_pop`'s clamped stack machine (steps ±1, int16) before each token and
-    after the last: d_0 = 0, d_{t+1} = clamp(d_t + step_t, 0, max_depth).
+def read_by_steps(x: Tensor, starts: Tensor, k: int, max_depth: int, length: int) -> Tensor:
+    """DyckCheck's verdicts by `push_pop`, one column at a time (for prefixes that cannot be read)."""
+    b = x.shape[0]
+    stack = torch.zeros(b, max_depth + 1, dtype=torch.long)
+    depth = torch.zeros(b, dtype=torch.long)
+    good = torch.ones(b, dtype=torch.bool)
+    for t in range(x.shape[1]):
+        stack, depth, ok = push_pop(stack, depth, x[:, t], max_depth)
+        inside = (t >= starts) & (t < starts + k)
+        good &= ~(inside & (~ok | (depth > length - t - 1)))
+    return good
 
-    Without the clamps this is one cumsum, and it equals the clamped walk until the first close at depth 0
-    or open at max_depth, which the checker rejects where it is read inside a window (and nothing after
-    the first rejection matters). Only rows where that happens before their start (a prefix that cannot be
-    read; every row when `starts` is None) are walked column by column.
+
+def unmatched(close: Tensor, kind: Tensor, step: Tensor, before: Tensor, n_types: int, max_depth: int) -> Tensor:
+    """Nonzero (B, T) at each close whose kind is not the top of the stack, zero elsewhere; exact up to the
+    first such close or depth outside [0, max_depth]. close: 1 at closes, 0 at opens; step: 1 − 2·close;
+    before: the depth before each token (small int tensors).
+
+    The stack as a number: an open of kind j at depth h adds (j + 1)·2^(b·h), a close of kind j at depth h
+    subtracts (j + 1)·2^(b·(h−1)), with b bits per slot, enough for 1 … n_types. While every close matches,
+    matched pairs cancel and the running sum holds the stack slot by slot; a close leaves its slot's digit 0
+    exactly when it matched the top (otherwise top − j ≠ 0 mod 2^b). One cumsum; slots past one int32 word
+    go into further words.
     """
-    b, n = step.shape
-    walk = torch.zeros(b, n + 1, dtype=torch.int16)
-    torch.cumsum(step, dim=1, out=walk[:, 1:])
-    clamped = torch.zeros(b, n + 1, dtype=torch.int16)  # clamps among the first t tokens
-    torch.cumsum(torch.maximum(walk[:, 1:] - max_depth, -walk[:, 1:]).clamp_(0, 1), dim=1, out=clamped[:, 1:])
-    at = clamped[:, -1] if starts is None else clamped.gather(1, starts[:, None]).squeeze(1)
-    rows = at.nonzero().squeeze(1)
-    if len(rows):
-        d, steps = torch.zeros(len(rows), dtype=torch.int16), step[rows]
-        for t in range(n):
-            d = (d + steps[:, t]).clamp_(0, max_depth)
-            walk[rows, t + 1] = d
-    return walk
+    bits = n_types.bit_length()
+    per = 31 // bits  # slots per int32 word: the sum stays below 2^31 while the stack is right
+    level = (before - close).clamp_(0, max_depth).to(torch.int32)  # the slot; out of range only after a rejection
+    words = max_depth // per + 1
+    if words > 1:
+        word, level = level // per, level % per
+    shift = level * bits if bits > 1 else level
+    c = ((kind + 1).to(torch.int32) << shift) * step  # + at opens, − at closes
+    if words == 1:
+        v = torch.cumsum(c, dim=1, dtype=torch.int32)
+    else:
+        w = word.long()[:, :, None]
+        c3 = torch.zeros(*c.shape, words, dtype=torch.int32).scatter_(2, w, c[:, :, None])
+        v = torch.cumsum(c3, dim=1, dtype=torch.int32).gather(2, w).squeeze(2)
+    return close * ((v >> shift) & ((1 << bits) - 1))
 
 
 def matching_opens(close: Tensor, kind: Tensor, before: Tensor) -> Tensor:
-    """Top of the stack at each close (B, T): the kind of the last open before it made at depth d − 1,
-    where d is the depth before the close (the slot `push_pop` reads); meaningless at opens and at closes
-    at depth 0. close: 1 at closes, 0 at opens.
+    """For a balanced walk (before: depths before each token, a valid prefix) the kind of the matching open
+    at each close (B, T), whatever kinds the closes carry; meaningless at opens. close: 1 at closes.
 
     Give each token the level of the slot it writes or reads (an open: its depth; a close: its depth − 1)
-    and sort the tokens by (level, position). Along a level of a depth walk that moves by ±1 or stays put
-    at the clamps, an open comes first and two closes always have an open between them (getting back up
-    to a level takes an open there), so the token sorted just before a close is its matching open.
+    and sort the tokens by (level, position): along a level an open comes first and two closes always have
+    an open between them (getting back up to a level takes an open there), so the token sorted just before
+    a close is its matching open.
     """
-    b, n = kind.shape
-    wide = n * (n + 2) >= 2**15  # the keys below need int32
-    # Levels below −1 come only after the walk went below 0 (a rejection; nothing after it is read): all −1,
-    # so the keys are ≥ 0 (sorting negative keys was 4× slower).
-    level = (before - close).clamp_(min=-1).add_(1).to(torch.int32 if wide else torch.int16)
-    order = torch.argsort(level * n + torch.arange(n, dtype=level.dtype), dim=1)
-    sorted_before = kind.gather(1, order).roll(1, dims=1)  # the kind sorted just before; column 0: never a match
+    n = kind.shape[1]
+    key = (before - close) * n + torch.arange(n)
+    order = torch.argsort(key, dim=1)
+    sorted_before = kind.gather(1, order).roll(1, dims=1)  # column 0 wraps: an open, never read
     return torch.empty_like(kind).scatter_(1, order, sorted_before)

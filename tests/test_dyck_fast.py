@@ -155,6 +155,10 @@ def test_checker_reads_only_the_window():
     assert torch.equal(p.checks["valid"](x, starts, 4), p.checks["valid"](y, starts, 4))
     with pytest.raises(InputError, match="past the string length"):
         p.checks["valid"](x[:, :10], 8, 4)
+    with pytest.raises(InputError, match="Dyck tokens must be in 0..3, got tokens from 0 to 4"):
+        p.checks["valid"](torch.tensor([[0, 1, 4, 1]]), 1, 2)
+    assert p.checks["valid"](torch.tensor([[0, 1, 4, 1]]), 0, 2).tolist() == [True]  # 4 lies past the window
+    assert p.checks["valid"](x[:0], 3, 4).shape == (0,)
 
 
 def balanced_count(n: int, max_depth: int, n_types: int) -> int:

@@ -156,8 +156,9 @@ class DyckCheck:
     def __call__(self, x: Tensor, start, k: int) -> Tensor:
         x, starts = clip(x, start, k)
         src, (b, n) = self.source, x.shape
-        if x.numel() and not 0 <= int(x.min()) <= int(x.max()) < src.vocab_size:
-            raise InputError(f"Dyck tokens must be in 0..{src.vocab_size - 1}, got {int(x.min())}..{int(x.max())}")
+        lo, hi = (int(v) for v in torch.aminmax(x)) if x.numel() else (0, 0)
+        if not 0 <= lo <= hi < src.vocab_size:
+            raise InputError(f"Dyck tokens must be in 0..{src.vocab_size - 1}, got tokens from {lo} to {hi}")
         y = x.to(torch.int16)  # small integers: the operations below are memory-bound
         close, kind = y & 1, y >> 1
         step = 1 - 2 * close

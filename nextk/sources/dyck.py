@@ -163,11 +163,11 @@ class DyckCheck:
         close, kind = y & 1, y >> 1
         step = 1 - 2 * close
         after = torch.cumsum(step, dim=1, dtype=torch.int16)  # the depth after token t, until the first rejection
+        slot = (after + close).sub_(1)  # the slot token t writes (open: depth before) or reads (close: depth after)
         # rejected: a close that does not match the top, or the depth leaving [0, max_depth] (the machine
         # clamps: its state goes wrong) or [0, n − t − 1] (no completion left: only the verdict)
         broken = torch.maximum(
-            torch.maximum(after - src.max_depth, -after),
-            unmatched(close, kind, step, after - step, src.n_types, src.max_depth),
+            torch.maximum(after - src.max_depth, -after), unmatched(close, kind, step, slot, src.n_types, src.max_depth)
         )
         tail = (src.length - 1 - torch.arange(n)).to(torch.int16)
         rejected = torch.maximum(broken, after - tail).clamp_(0, 1)
@@ -194,10 +194,11 @@ def read_by_steps(x: Tensor, starts: Tensor, k: int, max_depth: int, length: int
     return good
 
 
-def unmatched(close: Tensor, kind: Tensor, step: Tensor, before: Tensor, n_types: int, max_depth: int) -> Tensor:
+def unmatched(close: Tensor, kind: Tensor, step: Tensor, slot: Tensor, n_types: int, max_depth: int) -> Tensor:
     """Nonzero (B, T) at each close whose kind is not the top of the stack, zero elsewhere; exact up to the
     first such close or depth outside [0, max_depth]. close: 1 at closes, 0 at opens; step: 1 − 2·close;
-    before: the depth before each token (small int tensors).
+    slot: the stack slot each token writes (an open: its depth before) or reads (a close: its depth before − 1);
+    all small int tensors; slot is overwritten.
 
     The stack as a number: an open of kind j at depth h adds (j + 1)·2^(b·h), a close of kind j at depth h
     subtracts (j + 1)·2^(b·(h−1)), with b bits per slot, enough for 1 … n_types. While every close matches,
@@ -207,19 +208,19 @@ def unmatched(close: Tensor, kind: Tensor, step: Tensor, before: Tensor, n_types
     """
     bits = n_types.bit_length()
     per = 31 // bits  # slots per int32 word: the sum stays below 2^31 while the stack is right
-    level = (before - close).clamp_(0, max_depth).to(torch.int32)  # the slot; out of range only after a rejection
+    level = slot.clamp_(0, max_depth).to(torch.int32)  # out of range only after a rejection
     words = max_depth // per + 1
     if words > 1:
         word, level = level // per, level % per
-    shift = level * bits if bits > 1 else level
-    c = ((kind + 1).to(torch.int32) << shift) * step  # + at opens, − at closes
+    shift = level.mul_(bits) if bits > 1 else level
+    c = kind.to(torch.int32).add_(1).bitwise_left_shift_(shift).mul_(step)  # + at opens, − at closes
     if words == 1:
         v = torch.cumsum(c, dim=1, dtype=torch.int32)
     else:
         w = word.long()[:, :, None]
         c3 = torch.zeros(*c.shape, words, dtype=torch.int32).scatter_(2, w, c[:, :, None])
         v = torch.cumsum(c3, dim=1, dtype=torch.int32).gather(2, w).squeeze(2)
-    return close * ((v >> shift) & ((1 << bits) - 1))
+    return v.bitwise_right_shift_(shift).bitwise_and_((1 << bits) - 1).mul_(close)
 
 
 def matching_opens(close: Tensor, kind: Tensor, before: Tensor) -> Tensor:

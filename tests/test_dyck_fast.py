@@ -1,8 +1,9 @@
 """The batched Dyck checker and sampler against plain-Python references written here and in tests/references.py.
 
-The checker is compared with a list stack machine on every string of Σ^8 (n_types 1 and 2), every start and
-every k, with one start per row (so every string of length ≤ 8 is covered: the checker reads only x[:, :start+k]),
-and on random large batches of valid, corrupted and random documents with per-row starts. The sampler is compared
+The checker is compared with a list stack machine, every start and every k, one start per row: on every string
+of Σ^8 (n_types 1; n_types 2 at max_depth 2, every third string at max_depth 1 and 3), on every string of length
+≤ 7 over two types (the checker reads only x[:, :start+k], so shorter strings are prefixes of these), and on
+random large batches of valid, corrupted, random and deep documents with per-row starts. The sampler is compared
 with exact enumeration by χ² (whole strings and per position), also for the first m < n tokens, and its samples'
 log-probabilities with the reference's.
 """

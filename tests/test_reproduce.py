@@ -303,3 +303,25 @@ def test_reproduce_on_a_regex_end_to_end(tmp_path, monkeypatch):
     assert [s["key"] for s in res["sections"]] == [f.__name__ for f in v.ANALYSES]
     assert v.theorem3(rows)["verdict"] != v.VIOLATED
     assert (tmp_path / "report.md").is_file() and (tmp_path / "report.html").is_file()
+
+
+def test_source_options_reach_the_config(monkeypatch):
+    """`--source NAME` takes its `--param value` pairs (typed as for every other command); the default folder names
+    the source."""
+    import nextk.cli_build
+
+    seen = {}
+    monkeypatch.setattr(nextk.cli_build, "execute", lambda kind, cfg, out, **kw: seen.update(cfg=cfg, out=out))
+    r = cli(f"reproduce --source regex --pattern '{PATTERN}' --length 12 --budget full")
+    assert r.exit_code == 0, r.output
+    assert (seen["cfg"].source, seen["cfg"].source_params, seen["cfg"].budget) == (
+        "regex",
+        {"pattern": PATTERN, "length": 12},
+        "full",
+    )
+    assert str(seen["out"]).endswith("reproduce-full-regex")
+    r = cli("reproduce --source pfsa --rank 2 --seed 3")
+    assert r.exit_code == 0 and seen["cfg"].source_params == {"rank": 2, "seed": 3}
+    r = cli("reproduce")
+    assert r.exit_code == 0 and (seen["cfg"].source, seen["cfg"].source_params) == (None, {})
+    assert str(seen["out"]).endswith("reproduce-quick")

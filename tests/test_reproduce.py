@@ -250,6 +250,11 @@ def test_user_source_is_recorded_and_a_resume_with_another_is_refused(tmp_path):
             with pytest.raises(InputError, match=f"another config .*{field_name}"):
                 run(other, tmp_path)
         assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "config.json"]
+        with pytest.raises(InputError, match="patern"):  # the Python API names a bad parameter
+            run(
+                Config(source="regex", source_params={"pattern": "ab", "patern": "ab", "length": 2}), tmp_path / "other"
+            )
+        assert not (tmp_path / "other").exists()
     finally:
         release(tmp_path)
 

@@ -67,7 +67,10 @@ class UserSource:
         if name not in SOURCES:
             raise InputError(f"unknown source {name!r}; choose one of {sorted(SOURCES)}")
         params = dict(params or {})
-        src = make_source(name, **params)  # the user's parameters as given: their errors are theirs
+        try:
+            src = make_source(name, **params)  # the user's parameters as given: their errors are theirs
+        except TypeError as e:  # a parameter the source does not take (the Python API; the CLI names it earlier)
+            raise InputError(f"source {name!r}: {e}") from None
         if not getattr(src, "exact", True):
             raise InputError(f"source {name!r} has no exact probabilities: reproduce measures KL, TV and Theorem 3")
         if "length" not in src.params:

@@ -149,10 +149,14 @@ command(app, "sweep", args=("spec",), hook=sweep_inputs, common=("out", "as_json
 
 
 def reproduce_inputs(values: dict, ctx: typer.Context) -> None:
-    values["_default_out"] = Path("nextk-runs") / f"reproduce-{values['budget']}"
+    """`--source NAME` takes the source's `--param value` pairs; without it none are taken."""
+    if values["source"] is None and ctx.args:
+        fail(f"{' '.join(ctx.args)}: source parameters follow --source NAME (see `nextk sources`)")
+    source = f"-{values['source']}" if values["source"] else ""
+    values["_default_out"] = Path("nextk-runs") / f"reproduce-{values['budget']}{source}"
 
 
-REPRODUCE_OUT = "folder (default ./nextk-runs/reproduce-BUDGET; the same folder resumes)"
+REPRODUCE_OUT = "folder (default ./nextk-runs/reproduce-BUDGET[-SOURCE]; the same folder resumes)"
 command(app, "reproduce", hook=reproduce_inputs, common=("out", "as_json"), out_help=REPRODUCE_OUT)
 
 barrier_app = typer.Typer(

@@ -187,6 +187,7 @@ def command(
             inspect.Parameter(c, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info, annotation=annotation)
         )
     names = {f.name for f in fields}
+    takes_params = {"source", "source_params"} <= names  # `source` positional or an option (`--source NAME`)
     threads = typer.Option(None, help=THREADS_HELP, callback=number_option("threads", int))  # nextk/threads.py
     params.append(
         inspect.Parameter("threads", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=threads, annotation=Optional[int])
@@ -206,7 +207,7 @@ def command(
             values["checkpoint"] = str(Path(values["checkpoint"]))  # run/ and ./run name the same run
         if hook is not None:
             hook(values, ctx)
-        if "source" in args and "source_params" in names:
+        if takes_params:
             if "source_params" not in values:
                 values["source_params"] = source_args(values["source"], ctx.args) if values["source"] else {}
         elif ctx.args:
@@ -228,5 +229,5 @@ def command(
 
     run_command.__signature__ = inspect.Signature(params)
     run_command.__doc__ = run_doc(kind)
-    app.command(name or kind, context_settings=EXTRA if "source" in args else None)(run_command)
+    app.command(name or kind, context_settings=EXTRA if "source" in args or takes_params else None)(run_command)
     return run_command

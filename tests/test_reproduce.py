@@ -308,6 +308,7 @@ def test_reproduce_on_a_regex_end_to_end(tmp_path, monkeypatch):
     assert [s["key"] for s in res["sections"]] == [f.__name__ for f in v.ANALYSES]
     assert v.theorem3(rows)["verdict"] != v.VIOLATED
     assert (tmp_path / "report.md").is_file() and (tmp_path / "report.html").is_file()
+    assert f"on regex(pattern={PATTERN!r}, length=8)" in (tmp_path / "report.md").read_text().splitlines()[0]
 
 
 def test_source_options_reach_the_config(monkeypatch):

@@ -71,6 +71,63 @@ def test_theorem3_holds_only_on_the_claimed_side_and_multiplicity_is_controlled(
     assert v.theorem3([measured(tv=0.9) | {"status": "failed"}])["verdict"] == v.NOT_SHOWN
 
 
+def kl_row(tv, tv_se, kl, kl_se, k=2, n=12, cell="c", with_kl=True) -> dict:
+    """A measured row as nextk.evaluation writes it: the bound maps the KL's interval (clipped at 0)."""
+    m, z = n - k + 1, 1.96  # as e() writes the standard error: half-width / 1.96
+    f = lambda x: math.sqrt(k * max(x, 0.0) / (2 * m))  # noqa: E731
+    lo, hi = f(kl - z * kl_se), f(kl + z * kl_se)
+    row = {"status": "ok", "stage": "measure", "cell": cell, "model_name": cell, "k": k, "length": n}
+    row |= e("tv", tv, z * tv_se) | {"theorem3": f(kl), "theorem3_low": lo, "theorem3_high": hi,
+                                     "theorem3_stderr": (hi - lo) / (2 * z), "theorem3_n": 400}  # fmt: skip
+    return row | (e("kl", kl, z * kl_se) if with_kl else {})
+
+
+@pytest.mark.parametrize("with_kl", [True, False])
+def test_theorem3_false_violated_is_controlled_near_kl_zero(with_kl):
+    """The review's case: 24 advantages exactly at their bounds, KL = 0.001 ± 0.003, se_a = 0.002. Judged with the
+    bound's interval read as a normal standard error, 28% of tables were "violated"; on the KL scale ≤ 5%."""
+    rng, tables, kl, s_kl, s_a = np.random.default_rng(2), 200, 0.001, 0.003, 0.002
+    bound = math.sqrt(2 * kl / (2 * 11))
+    bad = 0
+    for _ in range(tables):
+        rows = [kl_row(rng.normal(bound, s_a), s_a, rng.normal(kl, s_kl), s_kl, cell=f"c{i}", with_kl=with_kl)
+                for i in range(24)]  # fmt: skip
+        bad += v.theorem3(rows)["verdict"] == v.VIOLATED
+    assert bad / tables <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / tables)
+
+
+def test_theorem3_p_values_on_the_kl_scale_against_the_quadratic():
+    """p(|a| > B) = 3Φ(−z*) with KL̂ + z·se_K = c(|â| − z·se_a)², c = 2m/k; z* from numpy's polynomial roots."""
+    kl, s_kl, a, s_a, k, n = 0.01, 0.004, 0.12, 0.01, 2, 12
+    c = 2 * (n - k + 1) / k
+    s = v.theorem3([kl_row(a, s_a, kl, s_kl, k=k, n=n)])
+    # c·s_a²·z² − (2c·a·s_a + s_K)·z + c·a² − KL = 0, the root with a − z·s_a ≥ 0
+    roots = np.roots([c * s_a**2, -(2 * c * a * s_a + s_kl), c * a * a - kl])
+    z = min(r.real for r in roots if a - r.real * s_a >= 0)
+    assert s["checks"][0]["p_wrong"] == pytest.approx(3 * phi(-z), rel=1e-6)
+    assert s["verdict"] == v.VIOLATED  # 0.12 against a bound of sqrt(0.01/11) ≈ 0.03
+    # the support side: KL̂ − z·se_K = c(|â| + z·se_a)², p = 2Φ(−z*)
+    a, kl = 0.005, 0.05
+    s = v.theorem3([kl_row(a, s_a, kl, s_kl, k=k, n=n)])
+    roots = np.roots([c * s_a**2, 2 * c * a * s_a + s_kl, c * a * a - kl])
+    z = max(r.real for r in roots if a + r.real * s_a >= 0)
+    assert s["checks"][0]["p_right"] == pytest.approx(2 * phi(-z), rel=1e-6) and s["verdict"] == v.HOLDS
+
+
+def test_exact_binomial_tests_keep_their_size_at_six_runs():
+    """The normal score test at p0 = 0.9 with 6 runs rejected "rate ≥ 0.9" 11.4% of the time at rate 0.9; the
+    exact test's size, summed over the binomial law by hand, is ≤ 5% at every n up to 40."""
+    for n in (6, 10, 20, 40):
+        law = [math.comb(n, x) * 0.9**x * 0.1 ** (n - x) for x in range(n + 1)]
+        size = sum(p for x, p in enumerate(law) if rules.binomial_test(x, n, 0.9)[0] <= 0.05)
+        assert size <= 0.05, (n, size)
+        size_up = sum(p for x, p in enumerate(law) if rules.binomial_test(x, n, 0.9)[1] <= 0.05)
+        assert size_up <= 0.05, (n, size_up)
+    score = sum(math.comb(6, x) * 0.9**x * 0.1 ** (6 - x) for x in range(7)
+                if phi((x / 6 - 0.9) / math.sqrt(0.09 / 6)) <= 0.05)  # fmt: skip
+    assert score > 0.1  # the old test's size, for the record
+
+
 # ---------------------------------------------------------------------------------------------- Lemmas 1–2
 
 
@@ -141,8 +198,8 @@ def test_lemma4_holds_and_violated_with_the_premise_met():
     assert s["verdict"] == v.HOLDS
     s = v.lemma4([searched(i, i < 2, max_start=800) for i in range(10)])
     two = next(c for c in s["checks"] if c["kind"] == "two_sizes")
-    # the score test: z = (0.2 − 0.9)/sqrt(0.9·0.1/10)
-    assert two["p_wrong"] == pytest.approx(phi((0.2 - 0.9) / math.sqrt(0.09 / 10)), rel=1e-6)
+    # the exact binomial test: P(X ≤ 2) for X ~ Binomial(10, 0.9), summed by hand
+    assert two["p_wrong"] == pytest.approx(sum(math.comb(10, i) * 0.9**i * 0.1 ** (10 - i) for i in range(3)), rel=1e-9)
     assert s["verdict"] == v.VIOLATED and two["verdict"] == v.VIOLATED
     s = v.lemma4([searched(i, True, learned=0.5, max_start=800) for i in range(40)])
     assert s["verdict"] == v.VIOLATED and any(c["kind"] == "output" and c["verdict"] == v.VIOLATED for c in s["checks"])
@@ -207,6 +264,21 @@ def test_barrier_learning_and_hidden_count_evidence_both_ways():
     tv = barrier("hidden", "seed: visible_tv", variant="seed", verdict="lower")
     assert v.barrier_hidden([worse, tv])["verdict"] == v.VIOLATED
     assert v.barrier_hidden([tv])["verdict"] == v.NOT_SHOWN  # the TV bound alone is context
+
+
+def test_existential_claim_with_one_place_on_its_side_is_not_violated():
+    """ "A hidden stream OR a seed prefix beats plain": one variant at 0.90, the other at 0.30, plain 0.50 was
+    "violated" (Holm rejected the worse one); the claim needs one place, so it holds."""
+    good = barrier("hidden", "stream: validity", variant="stream") | rates(
+        "variant_validity", 0.9, "plain_validity", 0.5
+    )
+    bad = barrier("hidden", "seed: validity", variant="seed") | rates("variant_validity", 0.3, "plain_validity", 0.5)
+    s = v.barrier_hidden([good, bad])
+    assert s["verdict"] == v.HOLDS and "every place" in s["rule"]
+    assert v.barrier_hidden([bad, bad | {"variant": "stream"}])["verdict"] == v.VIOLATED  # both on the wrong side
+    favour = barrier("learning", "validity", digits=2) | rates("product_first", 0.5, "factors_first", 0.8)
+    against = barrier("learning", "validity", digits=1) | rates("product_first", 0.9, "factors_first", 0.5)
+    assert v.barrier_learning([favour, against])["verdict"] == v.HOLDS
 
 
 def test_barrier_sampling_reaches_every_verdict():

@@ -199,19 +199,20 @@ def _rate(rng: np.random.Generator, name: str, p: float) -> dict:
 
 def synthetic_learning(rng: np.random.Generator, effect: float) -> list[dict]:
     """d = 1, 2, 3: both orders valid at rate 0.5 (effect 0: the boundary "as often"), product-first 0.5 + effect
-    at d = 1."""
+    at every d (the claim needs one d, so its violation is the wrong side at all of them)."""
     return [
         {"stage": "barrier", "aspect": "learning", "item": "validity", "digits": d}
-        | _rate(rng, "product_first", 0.5 + (effect if d == 1 else 0.0)) | _rate(rng, "factors_first", 0.5)
+        | _rate(rng, "product_first", 0.5 + effect) | _rate(rng, "factors_first", 0.5)
         for d in (1, 2, 3)
     ]  # fmt: skip
 
 
 def synthetic_hidden(rng: np.random.Generator, effect: float) -> list[dict]:
-    """Two variants, valid at the plain model's rate 0.5 (effect 0), the first at 0.5 − effect."""
+    """Two variants, valid at the plain model's rate 0.5 (effect 0), both at 0.5 − effect (the claim needs one
+    variant, so its violation is both below plain)."""
     return [
         {"stage": "barrier", "aspect": "hidden", "item": f"v{i}: validity", "variant": f"v{i}"}
-        | _rate(rng, "variant_validity", 0.5 - (effect if i == 0 else 0.0)) | _rate(rng, "plain_validity", 0.5)
+        | _rate(rng, "variant_validity", 0.5 - effect) | _rate(rng, "plain_validity", 0.5)
         for i in range(2)
     ]  # fmt: skip
 

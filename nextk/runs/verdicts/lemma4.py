@@ -6,8 +6,8 @@ nor be violated, the sentence says so, and the section is decided on the setting
 shown when none did).
 Finite training only approximates the minimiser the lemma assumes; the sentence names that departure.
 
-- two sizes (per setting): the share of runs that stopped after two sizes against 0.9, by the score test that
-  the Wilson interval inverts (one-sided each way);
+- two sizes (per setting): the share of runs that stopped after two sizes against 0.9, by exact one-sided binomial
+  tests each way (scipy.stats.binomtest; the Wilson interval is printed beside);
 - output (per run and bounded-size distinguisher: checkers, the learned one): |a| ≤ ε, tested like Theorem 3
   with the exact bound ε: p(|a| > ε) = 2·Φ((ε − |â|)/se), p(|a| < ε) = Φ((|â| − ε)/se). The TV ceiling is
   context (the optimal distinguisher has no size bound).
@@ -19,7 +19,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from nextk.runs.verdicts.rules import PAPER, check, columns, conclude, est, iv, ok_rows, score_test, se, z_test
+from nextk.runs.verdicts.rules import PAPER, binomial_test, check, columns, conclude, est, iv, ok_rows, se, z_test
 from nextk.runs.verdicts.theorem3 import distinguishers
 from nextk.stats import wilson
 
@@ -51,7 +51,7 @@ def lemma4(rows: list[dict], promised: float = PROMISED) -> dict:
         premise = premise_text(rs)
         two = sum(1 for r in rs if r["two_sizes"])
         w = wilson(two, len(rs)).to_dict()
-        p_wrong, p_right = score_test(two, len(rs), promised)
+        p_wrong, p_right = binomial_test(two, len(rs), promised)
         sentence = (
             f"{label}: two sizes sufficed in {two} of {len(rs)} runs, {iv(w, '.2f')} (Wilson) vs {promised}; "
             f"p(below) = {p_wrong:.3g}, p(above) = {p_right:.3g}" + (f"; {premise}" if premise else "")
@@ -86,7 +86,7 @@ def lemma4(rows: list[dict], promised: float = PROMISED) -> dict:
         f"{len(groups)} settings;",
         whose=PAPER,
         test=(
-            f"per setting: the two-sizes share against {promised} by the score test (Wilson)"
+            f"per setting: the two-sizes share against {promised} by exact one-sided binomial tests"
             f"; per output: |a| against ε like Theorem 3"
             f"; premise: j₀ from 1..N"
         ),

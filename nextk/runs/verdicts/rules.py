@@ -11,7 +11,9 @@ familywise rate of a false "violated" is ≤ ALPHA when the claim holds everywhe
 Bonferroni agree, Holm also names which checks). It **holds** when every check's p_right is ≤ ALPHA — an
 intersection–union test, whose rate of a false "holds" is ≤ ALPHA without correction — and every premise was
 met; a claim that only needs one place (`exists=True`: a trend in some group, a difference at some d) holds when
-Holm rejects at least one p_right instead. Otherwise it is **not shown**, and the sentence names what is missing.
+Holm rejects at least one p_right instead, and is violated only when every check's p_wrong is ≤ ALPHA (its
+negation holds at every place: intersection–union, level ALPHA) — one place on the wrong side does not refute
+"some place is on the claimed side". Otherwise it is **not shown**, and the sentence names what is missing.
 Exact computations (no sampling) give p-values 0 or 1. The measured error rates of each rule are in
 `nextk.runs.verdicts.calibration`.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import math
 
 from scipy.special import ndtr, stdtr
+from scipy.stats import binomtest
 
 from nextk.stats import Z95
 
@@ -110,12 +113,27 @@ def z_test(distance: float, stderr: float | None, dof: int | None = None) -> tup
     return float(stdtr(dof, z)), float(stdtr(dof, -z))
 
 
-def score_test(successes: int, n: int, p0: float) -> tuple[float, float]:
-    """(p of "rate < p0", p of "rate > p0") by the score test, the test the Wilson interval inverts."""
+def binomial_test(successes: int, n: int, p0: float) -> tuple[float, float]:
+    """(p of "rate < p0", p of "rate > p0") by the exact one-sided binomial tests (scipy.stats.binomtest), whose
+    size is at most the level at every n (the normal score test's is not: 11% at n = 6, p0 = 0.9)."""
     if n == 0:
         return 1.0, 1.0
-    z = (successes / n - p0) / math.sqrt(p0 * (1 - p0) / n)
-    return float(ndtr(z)), float(ndtr(-z))
+    less = binomtest(successes, n, p0, alternative="less").pvalue
+    greater = binomtest(successes, n, p0, alternative="greater").pvalue
+    return float(less), float(greater)
+
+
+def crossing_z(gap, lo: float = -40.0, hi: float = 40.0) -> float:
+    """The z where gap(z), a non-increasing function, crosses 0 (bisection; ±40 when it does not): the
+    confidence multiplier at which a test built from one-sided bounds at z starts to reject."""
+    if gap(hi) >= 0:
+        return hi
+    if gap(lo) < 0:
+        return lo
+    for _ in range(40):  # 80 / 2⁴⁰: far below any z that matters
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if gap(mid) >= 0 else (lo, mid)
+    return (lo + hi) / 2
 
 
 def holm(pvalues: list[float], alpha: float = ALPHA) -> list[bool]:
@@ -136,11 +154,16 @@ def check(verdict_sentence: str, p_wrong: float, p_right: float, *, premise: str
 
 def decide(checks: list[dict], *, exists: bool = False, applicable: bool = False, alpha: float = ALPHA) -> str:
     """The section's verdict from its checks (the module docstring's rule); writes each check's own verdict:
-    violated (Holm-rejected p_wrong), holds (p_right ≤ alpha, or Holm-rejected under `exists`), else not shown.
+    violated (Holm-rejected p_wrong; under `exists` every p_wrong ≤ alpha, since one place on the claimed side makes an
+    existential claim true), holds (p_right ≤ alpha, or Holm-rejected under `exists`), else not shown.
     A check with an unmet premise cannot hold; a violation needs its premise met too. `applicable`: checks with an
     unmet premise are no test of the claim (a setting that did not draw j₀ from 1..N): the section is decided on
     the others, and is not shown when there are none."""
-    wrong = holm([c["p_wrong"] if not c["premise"] else 1.0 for c in checks], alpha)
+    if exists:  # "violated" denies every place: intersection–union, every check on the wrong side at alpha
+        every = bool(checks) and all(not c["premise"] and c["p_wrong"] <= alpha for c in checks)
+        wrong = [every] * len(checks)
+    else:
+        wrong = holm([c["p_wrong"] if not c["premise"] else 1.0 for c in checks], alpha)
     right = holm([c["p_right"] for c in checks], alpha) if exists else [c["p_right"] <= alpha for c in checks]
     for c, w, r in zip(checks, wrong, right):
         c["verdict"] = VIOLATED if w else (HOLDS if r and not c["premise"] else NOT_SHOWN)
@@ -181,9 +204,10 @@ RULE = (
     "premise was met; otherwise not shown."
 )
 RULE_EXISTS = (
-    "Rule (stated before the data): violated when Holm's procedure at familywise level 5% finds a place on the "
-    "wrong side; holds when Holm's procedure finds at least one on the claimed side (a premise met) and none on "
-    "the wrong side; otherwise not shown."
+    "Rule (stated before the data): violated when every place lies on the wrong side at level 5% (intersection–"
+    "union: the claim needs only one place, so one place on the wrong side does not refute it); holds when "
+    "Holm's procedure at familywise level 5% finds at least one place on the claimed side (a premise met); "
+    "otherwise not shown."
 )
 
 

@@ -1,10 +1,17 @@
 """Theorem 3 (docs/theory.md §3): every measured advantage against sqrt(k·KL/(2(n−k+1))), with its calibration.
 
-One check per (model, k, distinguisher). The signed advantage a and the bound B are estimates; their difference
-is judged with the standard error se_a + se_B, which is valid whatever their correlation (they may share
-documents). A violation is |a| > B: p_wrong = 2·Φ((B − |â|)/s) (both signs of a, Bonferroni). Support is
-|a| < B on both sides (two one-sided tests): p_right = Φ((|â| − B)/s). So |a| = 0.30 [−0.10, 0.70] against a
-bound of 0.01 is not "holds": its interval does not lie under the bound.
+One check per (model, k, distinguisher), tested on the KL scale: |a| ≤ sqrt(k·KL/(2m)) ⇔ KL ≥ c·a², c = 2m/k,
+m = n − k + 1. The bound itself is a poor thing to test with a normal standard error: near KL = 0 the square root
+of the KL's interval is badly skewed (and clipped at 0). Both estimates are judged by their own standard errors
+(the KL's from the row's `kl` columns; without them, read back from the bound's interval mapped to the KL scale):
+
+- violated when KL̂ + z·se_KL < c·(|â| − z·se_a)² (the upper bound of KL below the threshold at the lower bound
+  of |a|). Under the claim, KL̂ + z·se_KL < KL with probability Φ(−z) and |â| − z·se_a > |a| with probability
+  ≤ 2Φ(−z) (both signs of a), so p(|a| > bound) = 3Φ(−z*) at the z* where the two sides meet (union bound;
+  a component with no error adds nothing: an exact KL leaves 2Φ(−z*));
+- holds when KL̂ − z·se_KL > c·(|â| + z·se_a)²: p(|a| < bound) = 2Φ(−z*) likewise.
+
+So |a| = 0.30 [−0.10, 0.70] against a bound of 0.01 is not "holds": its interval does not lie under the bound.
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import ndtr
 
-from nextk.runs.verdicts.rules import PAPER, check, columns, conclude, est, iv, model_label, ok_rows, se, z_test
+from nextk.runs.verdicts.rules import PAPER, check, columns, conclude, crossing_z, est, iv, model_label, ok_rows, se
+from nextk.stats import Z95
 
 KEY = "theorem3"
 TITLE = "Theorem 3: every advantage is under sqrt(k·KL/(2(n−k+1)))"
@@ -44,19 +53,23 @@ def theorem3(rows: list[dict]) -> dict:
         bound = est(r, "theorem3")
         if bound is None:
             continue
+        kl, c = kl_of(r, bound)
         for name in distinguishers(r):
             a = est(r, name)
-            s_a, s_b = se(a), se(bound)
-            s = None if s_a is None or s_b is None else s_a + s_b
-            distance = bound["value"] - abs(a["value"])
-            p_below, p_right = (1.0, 1.0) if s is None else z_test(distance, s)
+            s_a = se(a)
+            p_wrong, p_right = (1.0, 1.0) if kl is None or s_a is None else kl_test(kl, abs(a["value"]), s_a, c)
             models.add((r.get("cell"), r.get("model_name"), r.get("bit_size"), r.get("step_index")))
             sentence = (
                 f"{name} of {model_label(r)} at k={r.get('k')}: |a| = {abs(a['value']):.4f} (a = {iv(a)}) vs "
-                f"bound {iv(bound)}; p(|a| > bound) = {min(1.0, 2 * p_below):.3g}, p(|a| < bound) = {p_right:.3g}"
+                f"bound {iv(bound)} (KL {kl_text(kl)}); p(|a| > bound) = {p_wrong:.3g}, p(|a| < bound) = {p_right:.3g}"
             )
             checks.append(
-                check(sentence, min(1.0, 2 * p_below), p_right, premise="" if s is not None else "no interval")
+                check(
+                    sentence,
+                    p_wrong,
+                    p_right,
+                    premise="" if kl is not None and s_a is not None else "no interval or no length",
+                )
             )
             ratio = abs(a["value"]) / bound["value"] if bound["value"] else (math.inf if a["value"] else 0.0)
             points.append(
@@ -67,8 +80,8 @@ def theorem3(rows: list[dict]) -> dict:
         KEY, TITLE, CLAIM, checks, {"kind": KEY, "points": points},
         "no trained model was measured: no row carries a Theorem 3 bound",
         f"{len(points)} advantages of {len(models)} measured models;", whose=PAPER, test=(
-            "per advantage: |a| − B with se_a + se_B"
-            "; p(|a| > B) = 2·Φ((B − |â|)/s), p(|a| < B) = Φ((|â| − B)/s)"
+            "per advantage, on the KL scale (KL ≥ 2m·a²/k): p(|a| > B) = 3Φ(−z*) where KL̂ + z·se_KL = "
+            "2m(|â| − z·se_a)²/k, p(|a| < B) = 2Φ(−z*) where KL̂ − z·se_KL = 2m(|â| + z·se_a)²/k (union bounds)"
         ),
     )  # fmt: skip
     for p, c in zip(points, out["checks"]):
@@ -81,22 +94,80 @@ def theorem3(rows: list[dict]) -> dict:
     return out
 
 
+def kl_of(r: dict, bound: dict) -> tuple[tuple[float, float] | None, float]:
+    """(KL̂, se_KL) of a row and c = 2m/k: the row's `kl` estimate when it has one (as every measured row of
+    nextk.runs.table does), else the bound's value and upper end mapped back to the KL scale (KL = c·B²). A bound
+    clipped at 0 has lost the KL's value (it was below 0, by how much is unknown): None, no test."""
+    k, n = r.get("k"), r.get("length")
+    if not (k and n):  # no window: the claim's threshold is unknown
+        return None, 0.0
+    c, b, hi = 2 * (n - k + 1) / k, bound["value"], bound.get("high")
+    kl = est(r, "kl")
+    if kl is not None and se(kl) is not None:
+        return (kl["value"], se(kl)), c
+    if b <= 0 and se(bound) == 0 and not bound.get("n"):  # an exact KL of 0 (a sampled one clipped has its n)
+        return (0.0, 0.0), c
+    if hi is None or b <= 0:
+        return None, c
+    value = c * b**2
+    return (value, max(c * hi**2 - value, 0.0) / Z95), c
+
+
+def kl_test(kl: tuple[float, float], a: float, s_a: float, c: float) -> tuple[float, float]:
+    """(p(|a| > bound), p(|a| < bound)) for the claim KL ≥ c·a² (the module docstring's union bounds)."""
+    value, s_kl = kl
+    w = (1.0 if s_kl > 0 else 0.0) + (2.0 if s_a > 0 else 0.0)
+    r = (1.0 if s_kl > 0 else 0.0) + (1.0 if s_a > 0 else 0.0)
+    if w == 0:  # both exact
+        return (0.0 if value < c * a * a else 1.0), (0.0 if value > c * a * a else 1.0)
+    z_w = crossing_z(lambda z: c * max(a - z * s_a, 0.0) ** 2 - (value + z * s_kl))
+    z_r = crossing_z(lambda z: (value - z * s_kl) - c * max(a + z * s_a, 0.0) ** 2)
+    return min(1.0, w * float(ndtr(-z_w))), min(1.0, r * float(ndtr(-z_r)))
+
+
+def kl_text(kl: tuple[float, float] | None) -> str:
+    return "n/a" if kl is None else f"{kl[0]:.5f} ± {kl[1]:.5f} se"
+
+
 # ---------------------------------------------------------------------------------------------- calibration
 
-POINTS = 24  # advantages per synthetic table
-BOUND, SE_A, SE_B = 0.2, 0.02, 0.01
-EFFECT_UNIT = "advantage above the bound (one of 24 points; se of a 0.02, of the bound 0.01)"
+# the quick table's shape (nextk.runs.reproduce_specs.quick_spec): 8 models at n = 12 (widths 2..16, two seeds)
+# and 2 at each n of 8, 12, 16, 20; k ∈ {1, 2, 4}; three distinguishers (tv, learned, one checker) → 144 checks
+LENGTHS = (12,) * 8 + (8, 8, 12, 12, 16, 16, 20, 20)
+KS = (1, 2, 4)
+NAMES = ("tv", "learned", "checker_valid")
+POINTS = len(LENGTHS) * len(KS) * len(NAMES)
+SE_A = (0.01, 0.05)  # the range of an advantage's standard error (100 documents)
+EFFECT_UNIT = (
+    f"advantage above its bound at one of {POINTS} points (quick table's shape; se of a 0.03 there, 0.01–0.05 "
+    "elsewhere; half the models with KL 0–0.005 ± 0.001–0.005, half 0.02–0.2 ± 0.005–0.02)"
+)
 
 
 def synthetic(rng: np.random.Generator, effect: float) -> list[dict]:
-    """A table of 24 TV advantages, each exactly at its bound (effect 0: the claim holds with equality) except
-    the first, which exceeds it by `effect`; normal estimates with the standard errors above."""
+    """A table of the quick shape: per model a true KL (half near 0, where the bound's interval is skewed, half
+    moderate) and its normal estimate; every advantage exactly at its bound (effect 0: the claim holds with
+    equality) except the first of a moderate model, which exceeds it by `effect`."""
+    from nextk import bounds  # the bound's columns as nextk.evaluation writes them
+    from nextk.stats import Estimate
+
     rows = []
-    for i in range(POINTS):
-        truth = BOUND + (effect if i == 0 else 0.0)
-        a, b = rng.normal(truth, SE_A), rng.normal(BOUND, SE_B)
-        rows.append(
-            {"stage": "measure", "cell": f"c{i}", "model_name": f"m{i}", "k": 2}
-            | columns("tv", a, SE_A) | columns("theorem3", b, SE_B)
-        )  # fmt: skip
+    for j, n in enumerate(LENGTHS):
+        near = j % 2 == 1
+        kl = rng.uniform(0.0, 0.005) if near else rng.uniform(0.02, 0.2)
+        s_kl = rng.uniform(0.001, 0.005) if near else rng.uniform(0.005, 0.02)
+        kl_hat = rng.normal(kl, s_kl)
+        kl_est = Estimate(kl_hat, s_kl, kl_hat - Z95 * s_kl, kl_hat + Z95 * s_kl, 400, "synthetic")
+        for k in KS:
+            bound = bounds.theorem3(kl, k, n)
+            row = {"stage": "measure", "cell": f"c{j}", "model_name": f"m{j}", "k": k, "length": n}
+            row |= columns("kl", kl_hat, s_kl)
+            b = bounds.theorem3(kl_est, k, n)
+            row |= {"theorem3": b.value, "theorem3_low": b.low, "theorem3_high": b.high, "theorem3_stderr": b.stderr}
+            for name in NAMES:
+                first = j == 0 and k == KS[0] and name == NAMES[0]
+                s_a = 0.03 if first else rng.uniform(*SE_A)
+                truth = bound + (effect if first else 0.0)
+                row |= columns(name, rng.normal(truth, s_a) * rng.choice((-1, 1)), s_a)
+            rows.append(row)
     return rows

@@ -146,10 +146,10 @@ def _row(group: int, x: str, value: float, seed: int, tv: float) -> dict:
 
 
 def synthetic_size(rng: np.random.Generator, effect: float) -> list[dict]:
-    """3 groups × 4 sizes × 2 seeds, noise sd 0.02: slope 0 per doubling everywhere (effect 0: the boundary)
-    except the first group, whose slope is +effect."""
+    """3 groups × 4 sizes × 2 seeds, noise sd 0.02: slope 0 per doubling everywhere (effect 0: the boundary), or
+    +effect in every group (the observation needs one group, so its opposite is a rise in all of them)."""
     return [
-        _row(g, "size", s, seed, 0.2 + (effect if g == 0 else 0.0) * math.log2(s) + rng.normal(0, NOISE))
+        _row(g, "size", s, seed, 0.2 + effect * math.log2(s) + rng.normal(0, NOISE))
         for g in range(GROUPS) for s in SIZES for seed in range(SEEDS)
     ]  # fmt: skip
 

@@ -167,8 +167,8 @@ def barrier_primes(rows: list[dict], tolerance: float = LI_TV_TOLERANCE) -> dict
 DIGITS, OTHERS, NOISE, SAMPLES = (2, 4, 6, 8, 10, 12), 3, 0.1, 400
 EFFECT_UNITS = {
     "barrier_sampling": "decades/digit by which one other sampler grows faster (6 digits, noise sd 0.1)",
-    "barrier_learning": "valid-rate excess of product-first at one d of three (400 samples each, rate 0.5)",
-    "barrier_hidden": "valid-rate deficit of one of two variants (400 samples each, rate 0.5)",
+    "barrier_learning": "valid-rate excess of product-first at every d of three (400 samples each, rate 0.5)",
+    "barrier_hidden": "valid-rate deficit of both variants (400 samples each, rate 0.5)",
     "barrier_primes": "exact TV above the tolerance at one d (exact: no sampling error)",
 }
 

@@ -226,7 +226,8 @@ def test_theorem2_wide_intervals_do_not_pick_bstar_and_violated_is_reachable():
     s = v.theorem2(wide)
     assert s["verdict"] == v.NOT_SHOWN and all("b* = none tested" in c["sentence"] for c in s["checks"])
     good = [quantised(None, 0.05, n) for n in (8, 16)] + [quantised(b, 0.05, n) for n in (8, 16) for b in (8, 12)]
-    assert v.theorem2(good)["verdict"] == v.HOLDS
+    s = v.theorem2(good)
+    assert s["verdict"] == v.HOLDS and "every measured n (8, 16)" in s["sentence"] and "not tested" in s["sentence"]
     grows = [quantised(None, 0.05, 8), quantised(8, 0.05, 8), quantised(12, 0.05, 8), quantised(None, 0.05, 16),
              quantised(8, 0.3, 16), quantised(12, 0.2, 16)]  # fmt: skip
     s = v.theorem2(grows)

@@ -2,6 +2,7 @@
 (a verdict that could not come out the other way, or held without support) and every section reaching
 "violated". p-values are checked against direct arithmetic (math.erfc), not against the code under test."""
 
+import importlib
 import math
 
 import numpy as np
@@ -193,21 +194,29 @@ def test_lemma4_premise_not_met_is_never_holds():
     assert v.lemma4([searched(i, i < 2) for i in range(10)])["verdict"] == v.NOT_SHOWN  # no violation either
 
 
-def test_lemma4_holds_and_violated_with_the_premise_met():
-    s = v.lemma4([searched(i, True, max_start=800) for i in range(40)])
-    assert s["verdict"] == v.HOLDS
-    s = v.lemma4([searched(i, i < 2, max_start=800) for i in range(10)])
-    two = next(c for c in s["checks"] if c["kind"] == "two_sizes")
+def test_lemma4_paper_claim_is_never_decided_and_nextk_s_observation_is():
+    """Lemma 4's premise (an exact minimiser) is never met by finite training: the paper's section is always "not
+    shown" with that reason; nextk's own observation under finite training is decided by the exact binomial rule."""
+    observation = importlib.import_module("nextk.runs.verdicts.lemma4").observation
+    good = [searched(i, True, max_start=800) for i in range(40)]
+    s = v.lemma4(good)
+    assert s["verdict"] == v.NOT_SHOWN and s["whose"] == v.PAPER and "finite training" in s["sentence"]
+    assert s["observation"]["verdict"] == v.HOLDS and s["observation"]["whose"] == v.NEXTK
+    assert "never holds or violated" in s["rule"] and "observed (two sizes" in s["sentence"]
+    bad = [searched(i, i < 2, max_start=800) for i in range(10)]
+    assert v.lemma4(bad)["verdict"] == v.NOT_SHOWN and "opposite observed" in v.lemma4(bad)["sentence"]
+    o = observation(bad)
+    two = next(c for c in o["checks"] if c["kind"] == "two_sizes")
     # the exact binomial test: P(X ≤ 2) for X ~ Binomial(10, 0.9), summed by hand
     assert two["p_wrong"] == pytest.approx(sum(math.comb(10, i) * 0.9**i * 0.1 ** (10 - i) for i in range(3)), rel=1e-9)
-    assert s["verdict"] == v.VIOLATED and two["verdict"] == v.VIOLATED
-    s = v.lemma4([searched(i, True, learned=0.5, max_start=800) for i in range(40)])
-    assert s["verdict"] == v.VIOLATED and any(c["kind"] == "output" and c["verdict"] == v.VIOLATED for c in s["checks"])
-    assert v.lemma4([])["verdict"] == v.NOT_SHOWN
-    # a setting without the premise is no test: the section is decided on the one that met it
+    assert o["verdict"] == v.VIOLATED and two["verdict"] == v.VIOLATED
+    o = observation([searched(i, True, learned=0.5, max_start=800) for i in range(40)])
+    assert o["verdict"] == v.VIOLATED and any(c["kind"] == "output" and c["verdict"] == v.VIOLATED for c in o["checks"])
+    assert v.lemma4([])["verdict"] == observation([])["verdict"] == v.NOT_SHOWN
+    # a setting without the premise is no test: the observation is decided on the one that met it
     other = [searched(i, i < 2) | {"eps": 0.2} for i in range(10)]
-    s = v.lemma4(other + [searched(i, True, max_start=800) for i in range(40)])
-    assert s["verdict"] == v.HOLDS and "not from 1..N" in s["sentence"]
+    o = observation(other + good)
+    assert o["verdict"] == v.HOLDS and "not from 1..N" in o["sentence"]
 
 
 # ---------------------------------------------------------------------------------------------- Theorem 2

@@ -5,9 +5,10 @@ barrier run's rows (nextk.runs.table.barrier_rows), each with its calibration be
   se_b² (independent fits), Student-t with the smaller fit's n − 2 dof; holds when faster than every other
   (intersection–union), violated when Holm finds another faster.
 - learning: factors-first's valid rate minus product-first's per d, a pooled two-proportion z test; holds when
-  Holm finds a d with factors-first higher and none lower; violated when Holm finds product-first higher. The
+  Holm finds a d with factors-first higher; violated only when product-first is higher at every d (5% each). The
   excess loss is context, counted neither way (it also prices the digits both orders share).
-- hidden: each variant's valid rate minus the plain product-first model's, the same test; the visible TV (an
+- hidden: each variant's valid rate minus the plain product-first model's, the same test; holds when Holm finds
+  a variant better, violated only when every variant is worse ("a hidden stream OR a seed prefix"); the visible TV (an
   upper bound for the variants) is context, counted neither way (a bound cannot show a variant is farther).
 - primes: the li approximation's exact TV to the uniform prime per d (enumeration, no sampling) against
   `LI_TV_TOLERANCE`: violated when above it at some d, holds when within it at every d.

@@ -4,7 +4,7 @@ observations and their verdicts say nothing about the paper. Each with its calib
 
 - size: per group (source, n, family, k) the least-squares slope of the advantage on log2(size) with its
   Student-t standard error (n − 2 dof); "falls" (holds) when Holm's procedure finds a negative slope in some
-  group and none positive; "rises" (violated) when it finds a positive one.
+  group; "rises" (violated) only when every group's slope is positive at 5% (the observation needs one group).
 - length: per group (source, model, k) the change over the measured n range (slope × range); "flat" (holds) when
   in every group the change lies within ±`FLAT_MARGIN` by two one-sided t tests at 5%; "grows" (violated) when
   Holm's procedure finds a change above +FLAT_MARGIN.

@@ -79,7 +79,7 @@ def kl_row(tv, tv_se, kl, kl_se, k=2, n=12, cell="c", with_kl=True) -> dict:
     lo, hi = f(kl - z * kl_se), f(kl + z * kl_se)
     row = {"status": "ok", "stage": "measure", "cell": cell, "model_name": cell, "k": k, "length": n}
     row |= e("tv", tv, z * tv_se) | {"theorem3": f(kl), "theorem3_low": lo, "theorem3_high": hi,
-                                     "theorem3_stderr": (hi - lo) / (2 * z), "theorem3_n": 400}  # fmt: skip
+                                     "theorem3_stderr": (hi - lo) / (2 * z)}  # fmt: skip
     return row | (e("kl", kl, z * kl_se) if with_kl else {})
 
 

@@ -97,7 +97,8 @@ def theorem3(rows: list[dict]) -> dict:
 def kl_of(r: dict, bound: dict) -> tuple[tuple[float, float] | None, float]:
     """(KL̂, se_KL) of a row and c = 2m/k: the row's `kl` estimate when it has one (as every measured row of
     nextk.runs.table does), else the bound's value and upper end mapped back to the KL scale (KL = c·B²). A bound
-    clipped at 0 has lost the KL's value (it was below 0, by how much is unknown): None, no test."""
+    of 0 may be a KL estimate clipped at 0 (its value lost, even with both ends 0 and no width): None, no test;
+    an exact KL of 0 is tested through the `kl` columns."""
     k, n = r.get("k"), r.get("length")
     if not (k and n):  # no window: the claim's threshold is unknown
         return None, 0.0
@@ -105,8 +106,6 @@ def kl_of(r: dict, bound: dict) -> tuple[tuple[float, float] | None, float]:
     kl = est(r, "kl")
     if kl is not None and se(kl) is not None:
         return (kl["value"], se(kl)), c
-    if b <= 0 and se(bound) == 0 and not bound.get("n"):  # an exact KL of 0 (a sampled one clipped has its n)
-        return (0.0, 0.0), c
     if hi is None or b <= 0:
         return None, c
     value = c * b**2

@@ -24,10 +24,11 @@ from nextk.console import quiet
 from nextk.distinguishers import LearnedDistinguisher, OptimalDistinguisher
 from nextk.distinguishers.checks import pass_rate
 from nextk.errors import InputError, TooLargeError
+from nextk.lm import make_generator
 from nextk.measure import batched_log_prob, kl, support
 from nextk.runs.common import RESULTS, check_trained_on, prepare, write_json
 from nextk.sources import make_source
-from nextk.stats import Estimate, exact, fmt
+from nextk.stats import Estimate, exact, fmt, mean_estimate
 
 KEEP_TARGET = 0.5  # the distilled model should keep at least half of the boosting gain
 
@@ -86,6 +87,23 @@ class KLMeter:
             return exact(value, f"exact enumeration of the support ({len(self.x):,} strings)")
         return clamp(kl(self.source, model, num_docs=self.num_docs, seed=self.seed))
 
+    def drop(self, before: Estimate, after: Estimate, q, boosted) -> dict:
+        """KL(p̄‖q̄) − KL(p̄‖q̄′) from the two models' own log-probabilities (Lemma 1's measured side,
+        docs/theory.md §4): exact over the support when it fits, else the paired mean of log q̄′(x) − log q̄(x)
+        over fresh p documents (seed + 1 from the meter's), with its interval."""
+        if self.exact:
+            if not (math.isfinite(before.value) and math.isfinite(after.value)):
+                return {"value": None, "method": f"undefined: KL before {before.value}, after {after.value}"}
+            return exact(before.value - after.value, after.method).to_dict()
+        x = self.source.sample(self.num_docs, generator=make_generator(self.seed + 1))
+        diff = batched_log_prob(boosted, x) - batched_log_prob(q, x)
+        if bool(diff.isnan().any()):
+            return {"value": None, "method": "undefined: q gives a fresh p document probability 0"}
+        if bool(diff.isneginf().any()):  # q′ gives a p document probability 0: KL after boosting infinite
+            return {"value": None, "documents_with_zero_probability": int(diff.isneginf().sum()),
+                    "method": "q′ gives fresh p documents probability 0: the drop is −∞"}  # fmt: skip
+        return mean_estimate(diff, "paired mean of log q′(x) − log q(x) over fresh p documents").to_dict()
+
 
 def clamp(e: Estimate) -> Estimate:
     """A sampled KL with its value and interval ends raised to 0 where they fell below, saying so."""
@@ -118,6 +136,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     log(f"boosted: offset {b.offset}, {b.search_['eta_note']}")
     meter = KLMeter(source, cfg.exact_support, num_docs, seed + 1)
     kl_q, kl_b = meter(model), meter(b)
+    kl_drop = meter.drop(kl_q, kl_b, model, b)
     check_name = next(iter(source.checks), None)
     res = {
         "distinguisher": name,
@@ -132,6 +151,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         "kl_method": "exact" if meter.exact else "sampled",
         "kl_before": kl_q.to_dict(),
         "kl_after": kl_b.to_dict(),
+        "kl_drop": kl_drop,  # Lemma 1's measured side: exact, or paired over fresh p documents
         "source": repr(source),
         "source_params": source.params,
         "model": model.name,

@@ -146,7 +146,7 @@ def lemma1(rows: list[dict]) -> dict:
 
 RUNS, K, LENGTH, ALPHA_TRUE, ETA, SE_ALPHA, SE_DROP = 4, 2, 12, 0.2, 0.1, 0.02, 0.01
 EFFECT_UNIT = (
-    "nats/document of KL drop below |S_r|(ηα_r − η²) in one of four runs (|S_r| = 6, η = 0.1; se of α 0.02, of the "
+    "nats/document of KL drop below the guarantee 6·(ηα − η²) in one of four runs (η = 0.1; se of α 0.02, of the "
     "sampled drop 0.01)"
 )
 

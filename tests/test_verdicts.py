@@ -315,3 +315,21 @@ def test_lemma1_real_boost_run_exact_drop_is_not_violated():
     est_drop = sampled.drop(sampled(Q), sampled(b), Q, b)
     assert est_drop["n"] == 4000 and 0 < est_drop["stderr"] and "paired" in est_drop["method"]
     assert abs(est_drop["value"] - drop["value"]) < 4 * est_drop["stderr"], (est_drop, drop)
+
+
+def test_lemma1_context_gains_with_sampled_beta_carry_the_log_z_bias():
+    """The per-offset Δ(α/2) rows with β from sampled windows: the method names the sampling and the low end is
+    lowered by the log-Z bias bound (docs/theory.md §4), as for the searched gain; before, the plain interval."""
+    from nextk.boost import boost
+    from nextk.sources import HMM
+    from tests.test_advantage import RandomD
+
+    big = HMM.random(2, 16, 12, seed=0)
+    auto = boost(big, RandomD(0), 6, p=big, num_docs=8, seed=0)
+    for o in auto.search_["offsets"]:
+        for name in ("gain_at_half_alpha", "gain_at_half_fit_alpha"):
+            g = o[name]
+            if g["value"] is None or o["alpha"]["value"] == 0:
+                continue
+            assert "β sampled" in g["method"], g
+            assert g["low"] <= g["value"] - 1.959963 * g["stderr"] + 1e-12, g  # lowered by the bound (tiny at small η)

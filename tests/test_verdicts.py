@@ -310,6 +310,15 @@ def test_lemma1_real_boost_run_exact_drop_is_not_violated():
     s = v.lemma1(rows)
     (c,) = s["checks"]
     assert c["kind"] == "drop" and c["verdict"] in (v.HOLDS, v.NOT_SHOWN) and s["verdict"] != v.VIOLATED
+    # what nextk boost prints: the same comparison, the guarantee by direct arithmetic
+    from nextk.runs.boost import lemma1_line
+
+    o = next(o for o in b.search_["offsets"] if o["offset"] == b.offset)
+    guarantee = o["blocks"] * (b.eta * o["alpha"]["value"] - b.eta**2)
+    line = lemma1_line(res)
+    assert f"= {guarantee:.5f} ±" in line and "BELOW" not in line, line
+    low = {"value": guarantee - 1.0, "stderr": 0.0, "low": guarantee - 1.0, "high": guarantee - 1.0, "method": "m"}
+    assert "BELOW" in lemma1_line(res | {"kl_drop": low})
     # sampled (the support over budget): the paired drop is within 4 of its standard errors of the exact one
     sampled = KLMeter(P, 1, 4000, 1)
     est_drop = sampled.drop(sampled(Q), sampled(b), Q, b)

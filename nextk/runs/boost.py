@@ -196,6 +196,26 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     return res
 
 
+def lemma1_line(res: dict) -> str | None:
+    """Lemma 1 at the chosen (r, η): the KL drop from the models' log-probabilities against |S_r|(η·α_r − η²)
+    (docs/theory.md §4), α_r held out; above / below at one-sided 5% by the normal test, else indistinguishable."""
+    drop, s = res.get("kl_drop") or {}, res["search"]
+    eta = s.get("eta")
+    off = next((o for o in s.get("offsets", []) if o.get("offset") == s.get("offset")), None)
+    if drop.get("value") is None or off is None or eta is None or not math.isfinite(eta):
+        return None
+    a, n = off["alpha"], off["blocks"]
+    g, se_g = n * (eta * a["value"] - eta * eta), n * abs(eta) * a["stderr"]
+    se_t = math.hypot(drop["stderr"], se_g)
+    z = (drop["value"] - g) / se_t if se_t > 0 else math.copysign(math.inf, drop["value"] - g)
+    side = "above" if z > 1.645 else "BELOW" if z < -1.645 else "not distinguishable from"
+    return (
+        f"Lemma 1 at r={s.get('offset')}, η={eta:.4f}: the KL drop {fmt(drop, 5)} ({drop.get('method')}) is {side} "
+        f"|S_r|(ηα_r − η²) = {g:.5f} ± {1.96 * se_g:.5f} (α_r {fmt(a)} held out, |S_r| = {n}; z = {z:.2f}, "
+        "one-sided 5%)"
+    )
+
+
 def sentences(res: dict) -> list[str]:
     """The conclusions, each computed from the measured numbers."""
     out = [f"η: {res['eta_note']}"]
@@ -215,6 +235,7 @@ def sentences(res: dict) -> list[str]:
                 f"the exact drop {drop:.5f} lies {'inside' if inside else 'OUTSIDE'} the held-out interval of Δ "
                 f"[{gain['low']:.5f}, {gain['high']:.5f}]"
             )
+    out += [line] if (line := lemma1_line(res)) else []
     for label, key in (("before", "kl_before"), ("after boosting", "kl_after"), ("after distilling", "kl_distilled")):
         if "clamped at 0" in (res.get(key) or {}).get("method", ""):
             out.append(f"KL {label}: the Monte Carlo estimate or its interval fell below 0 and was clamped at 0")

@@ -202,7 +202,9 @@ def lemma1_line(res: dict) -> str | None:
     drop, s = res.get("kl_drop") or {}, res["search"]
     eta = s.get("eta")
     off = next((o for o in s.get("offsets", []) if o.get("offset") == s.get("offset")), None)
-    if drop.get("value") is None or off is None or eta is None or not math.isfinite(eta):
+    if drop.get("value") is not None and (eta is None or not math.isfinite(eta)):
+        return "Lemma 1: at η = ±∞ the guarantee |S_r|(ηα_r − η²) is −∞, so this run tests nothing (vacuous)"
+    if drop.get("value") is None or off is None:
         return None
     a, n = off["alpha"], off["blocks"]
     g, se_g = n * (eta * a["value"] - eta * eta), n * abs(eta) * a["stderr"]

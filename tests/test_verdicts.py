@@ -259,6 +259,15 @@ def test_lemma1_exact_drop_below_the_guarantee_is_violated():
     assert "0.0600" in c["sentence"]
 
 
+def test_lemma1_boost_at_half_fit_alpha_is_checked_too():
+    # the searched step is fine; boosting at η = α_fit/2 = 0.1 dropped the KL by 0 (exact) < G = 0.06: violated
+    rows = boost_run(0.3, half_eta=0.1, **e("half_kl_drop", 0.0, 0.0))
+    s = v.lemma1(rows)
+    assert [c["verdict"] for c in s["checks"]] == [v.HOLDS, v.VIOLATED] and s["verdict"] == v.VIOLATED
+    assert "α_fit/2" in s["checks"][1]["sentence"]
+    assert v.lemma1(boost_run(0.3, half_eta=0.1, **e("half_kl_drop", 0.3, 0.0)))["verdict"] == v.HOLDS
+
+
 def test_lemma1_drop_at_the_guarantee_with_wide_intervals_is_not_violated():
     s = v.lemma1(boost_run(0.06, alpha_half=0.2, exact_drop=False))
     (c,) = s["checks"]
@@ -305,11 +314,16 @@ def test_lemma1_real_boost_run_exact_drop_is_not_violated():
     assert drop["stderr"] == 0 and drop["value"] == pytest.approx(ref.gain(P, Q, d, 2, b.offset, b.eta, 2, 6), abs=1e-9)
     res = {"k": 2, "length": 6, "distinguisher": "random", "search": b.search_, "kl_before": before.to_dict(),
            "kl_after": after.to_dict(), "kl_drop": drop}  # fmt: skip
+    from nextk.runs.boost import half_step
+
+    res["half_step"] = half = half_step(Q, d, 2, 6, b, meter, before)  # the same at η = α_fit/2
+    assert half["kl_drop"]["value"] == pytest.approx(ref.gain(P, Q, d, 2, b.offset, half["eta"], 2, 6), abs=1e-9)
     rows = [r | {"status": "ok", "cell": "real"} for r in boost_rows(res, {"source": "hmm"})]
     assert rows[0]["kl_drop"] == drop["value"] and rows[0]["kl_drop_stderr"] == 0
+    assert rows[0]["half_eta"] == half["eta"] and rows[0]["half_kl_drop"] == half["kl_drop"]["value"]
     s = v.lemma1(rows)
-    (c,) = s["checks"]
-    assert c["kind"] == "drop" and c["verdict"] in (v.HOLDS, v.NOT_SHOWN) and s["verdict"] != v.VIOLATED
+    assert [c["kind"] for c in s["checks"]] == ["drop", "drop_half"], s["checks"]
+    assert all(c["verdict"] in (v.HOLDS, v.NOT_SHOWN) for c in s["checks"]) and s["verdict"] != v.VIOLATED
     # what nextk boost prints: the same comparison, the guarantee by direct arithmetic
     from nextk.runs.boost import lemma1_line
 

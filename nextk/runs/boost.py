@@ -123,6 +123,18 @@ def kept_share(before: Estimate, boosted: Estimate, distilled: Estimate) -> dict
     return {"value": share if math.isfinite(share) else None, "gain": gain, "kept": kept, "method": method}
 
 
+def half_step(model, d, k: int, n: int, b, meter: KLMeter, kl_q: Estimate) -> dict | None:
+    """q boosted at the chosen offset with η = α_fit/2 (α_fit from the fitting documents, so independent of the
+    held-out α_r the guarantee uses): its KL and KL drop (docs/theory.md §4). None when α_fit is 0."""
+    off = next(o for o in b.search_["offsets"] if o["offset"] == b.offset)
+    eta = off["alpha_fit"]["value"] / 2
+    if eta == 0:
+        return None
+    bh = boost(model, d, k, offset=b.offset, eta=eta, length=n)
+    kl_h = meter(bh)
+    return {"offset": b.offset, "eta": eta, "kl_after": kl_h.to_dict(), "kl_drop": meter.drop(kl_q, kl_h, model, bh)}
+
+
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
     source = make_source(cfg.source, **cfg.source_params)
     model = load_model(cfg.checkpoint, vocab_size=source.vocab_size)
@@ -137,6 +149,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     meter = KLMeter(source, cfg.exact_support, num_docs, seed + 1)
     kl_q, kl_b = meter(model), meter(b)
     kl_drop = meter.drop(kl_q, kl_b, model, b)
+    half = half_step(model, d, k, n, b, meter, kl_q)
     check_name = next(iter(source.checks), None)
     res = {
         "distinguisher": name,
@@ -152,6 +165,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         "kl_before": kl_q.to_dict(),
         "kl_after": kl_b.to_dict(),
         "kl_drop": kl_drop,  # Lemma 1's measured side: exact, or paired over fresh p documents
+        "half_step": half,  # the same at η = α_fit/2, where Lemma 1's guarantee is |S_r|α_r²/4 > 0
         "source": repr(source),
         "source_params": source.params,
         "model": model.name,

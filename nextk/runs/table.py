@@ -138,6 +138,11 @@ def boost_rows(res: dict, config: dict) -> list[dict]:
         "kl_drop_method": drop.get("method"),
         "kl_drop_zero_probability": drop.get("documents_with_zero_probability"),
     }
+    half = res.get("half_step") or {}  # the same at η = α_fit/2 (nextk.runs.boost.half_step)
+    hd = half.get("kl_drop") or {}
+    head |= {"half_eta": half.get("eta"), "half_kl_drop_method": hd.get("method")}
+    head |= estimate("half_kl_drop", hd) if hd.get("value") is not None else {}
+    head |= {"half_kl_drop_zero_probability": hd.get("documents_with_zero_probability")}
     rows = []
     for o in s.get("offsets", []):
         row = {"offset": o.get("offset"), "blocks": o.get("blocks"), "eta": o.get("eta")}

@@ -58,50 +58,59 @@ def point(r: dict) -> dict | None:
             "offset": r["offset"], "cell": r.get("cell")}  # fmt: skip
 
 
-def measured_drop(r0: dict) -> tuple[dict | None, str]:
-    """The run's KL drop (estimate dict) and its method; from exact kl_before/kl_after when kl_drop is absent."""
-    drop = est(r0, "kl_drop")
+def measured_drop(r0: dict, prefix: str = "") -> tuple[dict | None, str]:
+    """The run's KL drop (estimate dict) and its method; at the chosen step from exact kl_before/kl_after when
+    kl_drop is absent (older tables)."""
+    drop = est(r0, prefix + "kl_drop")
     if drop is not None:
-        return drop, r0.get("kl_drop_method") or "kl_drop"
+        return drop, r0.get(prefix + "kl_drop_method") or prefix + "kl_drop"
     before, after = est(r0, "kl_before"), est(r0, "kl_after")
-    if before and after and se(before) == 0 and se(after) == 0:
+    if not prefix and before and after and se(before) == 0 and se(after) == 0:
         if math.isfinite(before["value"]) and math.isfinite(after["value"]):
             v = before["value"] - after["value"]
             return {"value": v, "low": v, "high": v, "stderr": 0.0}, "exact kl_before − kl_after"
     return None, ""
 
 
-def drop_check(rs: list[dict]) -> tuple[dict, dict]:
-    """One boosting run: its measured KL drop at the chosen (r, η) against |S_r|(η·α_r − η²)."""
+STEPS = {  # which step of a run: (its η column, the prefix of its drop columns, how the sentence names it)
+    "chosen": ("chosen_eta", "", "the chosen"),
+    "half": ("half_eta", "half_", "η = α_fit/2 at the chosen offset:"),
+}
+
+
+def drop_check(rs: list[dict], which: str = "chosen") -> tuple[dict, dict]:
+    """One boosting run: its measured KL drop at the chosen offset r and step η (the searched one, or α_fit/2 with
+    α_fit from the fitting documents) against |S_r|(η·α_r − η²), α_r held out."""
     r0 = rs[0]
+    column, prefix, name = STEPS[which]
     label = f"{model_label(r0)}, d = {r0.get('distinguisher')}, k={r0.get('k')}"
-    eta, kind = r0.get("chosen_eta"), r0.get("chosen_eta_kind")
-    step = f"(r={r0.get('chosen_offset')}, η={eta_text(eta, kind)})"
+    eta, kind = r0.get(column), r0.get("chosen_eta_kind") if which == "chosen" else None
+    step = f"{name} (r={r0.get('chosen_offset')}, η={eta_text(eta, kind)})"
     if eta is None or not math.isfinite(eta):
-        return check(f"{label}: the chosen {step}: vacuous", 1.0, 1.0, premise=VACUOUS), {}
+        return check(f"{label}: {step}: vacuous", 1.0, 1.0, premise=VACUOUS), {}
     row = next((r for r in rs if r.get("offset") == r0.get("chosen_offset")), None)
     a = None if row is None else est(row, "alpha")
     if a is None or se(a) is None or not row.get("blocks"):
-        return check(f"{label}: the chosen {step}: no held-out α_r with interval", 1.0, 1.0,
+        return check(f"{label}: {step}: no held-out α_r with interval", 1.0, 1.0,
                      premise="no held-out α_r at the chosen offset"), {}  # fmt: skip
     blocks = row["blocks"]
     guarantee = blocks * (eta * a["value"] - eta * eta)
     se_g = blocks * abs(eta) * se(a)
     g = {"value": guarantee, "low": guarantee - 1.96 * se_g, "high": guarantee + 1.96 * se_g}
-    drop, method = measured_drop(r0)
-    fig = {"label": label, "guarantee": g}
-    if drop is None and r0.get("kl_drop_zero_probability"):
+    drop, method = measured_drop(r0, prefix)
+    fig = {"label": f"{label} ({which})", "guarantee": g}
+    if drop is None and r0.get(prefix + "kl_drop_zero_probability"):
         sentence = (
-            f"{label}: the chosen {step}: q̄′ gives {r0['kl_drop_zero_probability']} fresh p documents probability 0 "
+            f"{label}: {step}: q̄′ gives {r0[prefix + 'kl_drop_zero_probability']} fresh p documents probability 0 "
             f"(drop −∞) vs |S_r|(ηα_r − η²) = {iv(g)}"
         )
         return check(sentence, 0.0, 1.0), fig | {"chosen_gain": None}
     if drop is None or se(drop) is None:
-        return check(f"{label}: the chosen {step}: {NO_DROP}", 1.0, 1.0, premise=NO_DROP), fig
+        return check(f"{label}: {step}: {NO_DROP}", 1.0, 1.0, premise=NO_DROP), fig
     s = math.sqrt(se(drop) ** 2 + se_g**2)
     p_wrong, p_right = z_test(drop["value"] - guarantee, s)
     sentence = (
-        f"{label}: the chosen {step}: KL drop {iv(drop)} ({method}) vs |S_r|(ηα_r − η²) = {iv(g)} "
+        f"{label}: {step}: KL drop {iv(drop)} ({method}) vs |S_r|(ηα_r − η²) = {iv(g)} "
         f"(α_r = {iv(a)} held out, |S_r| = {blocks}); difference {drop['value'] - guarantee:+.4f} ± {1.96 * s:.4f}; "
         f"p(below) = {p_wrong:.3g}, p(above) = {p_right:.3g}"
     )
@@ -116,10 +125,13 @@ def lemma1(rows: list[dict]) -> dict:
         runs.setdefault((r.get("cell"), r.get("step_index")), []).append(r)
     checks, chosen = [], []
     for group in runs.values():
-        c, fig = drop_check(group)
-        checks.append(c | {"kind": "drop"})
-        if fig.get("chosen_gain"):
-            chosen.append(fig)
+        for which in STEPS:
+            if which == "half" and group[0].get("half_eta") is None:
+                continue  # the run did not boost at α_fit/2 (an older table, or α_fit = 0)
+            c, fig = drop_check(group, which)
+            checks.append(c | {"kind": "drop" if which == "chosen" else "drop_half"})
+            if fig.get("chosen_gain"):
+                chosen.append(fig)
     points = [p for p in map(point, rs) if p]
     return conclude(
         "lemma1",

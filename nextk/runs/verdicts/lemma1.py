@@ -12,8 +12,10 @@ p's support when it fits, else the paired mean of log q̄′(x) − log q̄(x) o
 held-out advantage at offset r (the guarantee is linear in α_r: se_G = |S_r|·|η|·se_α). T = drop − G with
 se² = se_drop² + se_G² (independent document sets), judged one-sided by the normal test. The bound holds for
 every finite η; at η = ±∞ it is −∞ (vacuous), so such a run is counted neither way. A drop of −∞ (q̄′ gives a
-p document probability 0 at a finite η) is a violation with certainty. The per-offset Δ(α_r/2) rows are shown
-as context only.
+p document probability 0 at a finite η) is a violation with certainty. When the run also boosted at the chosen
+offset with η = α_fit/2 (α_fit from the fitting documents; table columns half_eta, half_kl_drop), the same check
+runs there too: the searched η is often far from α_r/2, where the bound is weak. The per-offset Δ(α_r/2) rows are
+shown as context only.
 """
 
 from __future__ import annotations

@@ -43,11 +43,11 @@ def measured(size=8, k=2, length=12, tv=0.1, bound=0.2, seed=0, half=0.01, **mor
     return row | e("tv", tv, half) | e("theorem3", bound, 0.02) | e("excess_loss", 0.01) | more
 
 
-def boosted(offset, alpha, half_gain, chosen=0.3, blocks=5) -> dict:
+def boosted(offset, alpha, half_gain, chosen=0.3, blocks=5, **more) -> dict:
     row = {"status": "ok", "stage": "boost", "cell": "b", "offset": offset, "blocks": blocks, "k": 2,
            "distinguisher": "optimal", "chosen_offset": 0, "chosen_eta": None, "chosen_eta_kind": "limit +inf",
            "source_name": "dyck", "length": 12, "model_name": "gru-2"}  # fmt: skip
-    return row | e("alpha", alpha) | e("gain_at_half_alpha", half_gain, 0.005) | e("chosen_gain", chosen, 0.005)
+    return row | e("alpha", alpha) | e("gain_at_half_alpha", half_gain, 0.005) | e("chosen_gain", chosen, 0.005) | more
 
 
 def quantised(bits, excess, length=8) -> dict:
@@ -64,6 +64,8 @@ def small_report(tmp_path, calibrated: bool = True):
         for seed in (0, 1)
     ]
     rows += [boosted(0, 0.2, 0.06), boosted(1, 0.1, 0.02), quantised(None, 0.05), quantised(12, 0.05)]
+    finite = {"cell": "b2", "chosen_eta": 0.1, "chosen_eta_kind": "interior"} | e("kl_drop", 0.3, 0.005)
+    rows += [boosted(0, 0.2, 0.06, **finite), boosted(1, 0.1, 0.02, **finite)]  # Lemma 1: a finite step's KL drop
     sections = v.analyse(rows)
     results = {
         "budget": "quick", "backend": "local", "sections": sections, "barrier": None, "rows": len(rows),

@@ -24,10 +24,11 @@ from nextk.console import quiet
 from nextk.distinguishers import LearnedDistinguisher, OptimalDistinguisher
 from nextk.distinguishers.checks import pass_rate
 from nextk.errors import InputError, TooLargeError
+from nextk.lm import make_generator
 from nextk.measure import batched_log_prob, kl, support
 from nextk.runs.common import RESULTS, check_trained_on, prepare, write_json
 from nextk.sources import make_source
-from nextk.stats import Estimate, exact, fmt
+from nextk.stats import Estimate, exact, fmt, mean_estimate
 
 KEEP_TARGET = 0.5  # the distilled model should keep at least half of the boosting gain
 
@@ -86,6 +87,23 @@ class KLMeter:
             return exact(value, f"exact enumeration of the support ({len(self.x):,} strings)")
         return clamp(kl(self.source, model, num_docs=self.num_docs, seed=self.seed))
 
+    def drop(self, before: Estimate, after: Estimate, q, boosted) -> dict:
+        """KL(p̄‖q̄) − KL(p̄‖q̄′) from the two models' own log-probabilities (Lemma 1's measured side,
+        docs/theory.md §4): exact over the support when it fits, else the paired mean of log q̄′(x) − log q̄(x)
+        over fresh p documents (seed + 1 from the meter's), with its interval."""
+        if self.exact:
+            if not (math.isfinite(before.value) and math.isfinite(after.value)):
+                return {"value": None, "method": f"undefined: KL before {before.value}, after {after.value}"}
+            return exact(before.value - after.value, after.method).to_dict()
+        x = self.source.sample(self.num_docs, generator=make_generator(self.seed + 1))
+        diff = batched_log_prob(boosted, x) - batched_log_prob(q, x)
+        if bool(diff.isnan().any()):
+            return {"value": None, "method": "undefined: q gives a fresh p document probability 0"}
+        if bool(diff.isneginf().any()):  # q′ gives a p document probability 0: KL after boosting infinite
+            return {"value": None, "documents_with_zero_probability": int(diff.isneginf().sum()),
+                    "method": "q′ gives fresh p documents probability 0: the drop is −∞"}  # fmt: skip
+        return mean_estimate(diff, "paired mean of log q′(x) − log q(x) over fresh p documents").to_dict()
+
 
 def clamp(e: Estimate) -> Estimate:
     """A sampled KL with its value and interval ends raised to 0 where they fell below, saying so."""
@@ -105,6 +123,18 @@ def kept_share(before: Estimate, boosted: Estimate, distilled: Estimate) -> dict
     return {"value": share if math.isfinite(share) else None, "gain": gain, "kept": kept, "method": method}
 
 
+def half_step(model, d, k: int, n: int, b, meter: KLMeter, kl_q: Estimate) -> dict | None:
+    """q boosted at the chosen offset with η = α_fit/2 (α_fit from the fitting documents, so independent of the
+    held-out α_r the guarantee uses): its KL and KL drop (docs/theory.md §4). None when α_fit is 0."""
+    off = next(o for o in b.search_["offsets"] if o["offset"] == b.offset)
+    eta = off["alpha_fit"]["value"] / 2
+    if eta == 0:
+        return None
+    bh = boost(model, d, k, offset=b.offset, eta=eta, length=n)
+    kl_h = meter(bh)
+    return {"offset": b.offset, "eta": eta, "kl_after": kl_h.to_dict(), "kl_drop": meter.drop(kl_q, kl_h, model, bh)}
+
+
 def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new: bool = False) -> dict:
     source = make_source(cfg.source, **cfg.source_params)
     model = load_model(cfg.checkpoint, vocab_size=source.vocab_size)
@@ -118,6 +148,8 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     log(f"boosted: offset {b.offset}, {b.search_['eta_note']}")
     meter = KLMeter(source, cfg.exact_support, num_docs, seed + 1)
     kl_q, kl_b = meter(model), meter(b)
+    kl_drop = meter.drop(kl_q, kl_b, model, b)
+    half = half_step(model, d, k, n, b, meter, kl_q)
     check_name = next(iter(source.checks), None)
     res = {
         "distinguisher": name,
@@ -132,6 +164,8 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         "kl_method": "exact" if meter.exact else "sampled",
         "kl_before": kl_q.to_dict(),
         "kl_after": kl_b.to_dict(),
+        "kl_drop": kl_drop,  # Lemma 1's measured side: exact, or paired over fresh p documents
+        "half_step": half,  # the same at η = α_fit/2, where Lemma 1's guarantee is |S_r|α_r²/4 > 0
         "source": repr(source),
         "source_params": source.params,
         "model": model.name,
@@ -176,6 +210,30 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     return res
 
 
+def lemma1_line(res: dict, half: bool = False) -> str | None:
+    """Lemma 1 at the chosen (r, η) (`half`: at η = α_fit/2 there): the KL drop from the models' log-probabilities
+    against |S_r|(η·α_r − η²) (docs/theory.md §4), α_r held out; above / below at one-sided 5% by the normal
+    test, else indistinguishable."""
+    s = res["search"]
+    where = (res.get("half_step") or {}) if half else {"kl_drop": res.get("kl_drop"), "eta": s.get("eta")}
+    drop, eta = where.get("kl_drop") or {}, where.get("eta")
+    off = next((o for o in s.get("offsets", []) if o.get("offset") == s.get("offset")), None)
+    if drop.get("value") is not None and (eta is None or not math.isfinite(eta)):
+        return "Lemma 1: at η = ±∞ the guarantee |S_r|(ηα_r − η²) is −∞, so this run tests nothing (vacuous)"
+    if drop.get("value") is None or off is None:
+        return None
+    a, n = off["alpha"], off["blocks"]
+    g, se_g = n * (eta * a["value"] - eta * eta), n * abs(eta) * a["stderr"]
+    se_t = math.hypot(drop["stderr"], se_g)
+    z = (drop["value"] - g) / se_t if se_t > 0 else math.copysign(math.inf, drop["value"] - g)
+    side = "above" if z > 1.645 else "BELOW" if z < -1.645 else "not distinguishable from"
+    return (
+        f"Lemma 1 at r={s.get('offset')}, η={eta:.4f}: the KL drop {fmt(drop, 5)} ({drop.get('method')}) is {side} "
+        f"|S_r|(ηα_r − η²) = {g:.5f} ± {1.96 * se_g:.5f} (α_r {fmt(a)} held out, |S_r| = {n}; z = {z:.2f}, "
+        "one-sided 5%)"
+    )
+
+
 def sentences(res: dict) -> list[str]:
     """The conclusions, each computed from the measured numbers."""
     out = [f"η: {res['eta_note']}"]
@@ -195,6 +253,7 @@ def sentences(res: dict) -> list[str]:
                 f"the exact drop {drop:.5f} lies {'inside' if inside else 'OUTSIDE'} the held-out interval of Δ "
                 f"[{gain['low']:.5f}, {gain['high']:.5f}]"
             )
+    out += [line for half in (False, True) if (line := lemma1_line(res, half))]
     for label, key in (("before", "kl_before"), ("after boosting", "kl_after"), ("after distilling", "kl_distilled")):
         if "clamped at 0" in (res.get(key) or {}).get("method", ""):
             out.append(f"KL {label}: the Monte Carlo estimate or its interval fell below 0 and was clamped at 0")

@@ -131,6 +131,18 @@ def boost_rows(res: dict, config: dict) -> list[dict]:
     head |= {"lemma1_guarantee_tight": s.get("lemma1_guarantee_tight")}
     head |= estimate("chosen_gain", s.get("gain")) | estimate("kl_before", res.get("kl_before"))
     head |= estimate("kl_after", res.get("kl_after"))
+    # Lemma 1's measured side (nextk.runs.verdicts.lemma1): the KL drop from the models' log-probabilities
+    drop = res.get("kl_drop") or {}
+    head |= estimate("kl_drop", drop) if drop.get("value") is not None else {}
+    head |= {
+        "kl_drop_method": drop.get("method"),
+        "kl_drop_zero_probability": drop.get("documents_with_zero_probability"),
+    }
+    half = res.get("half_step") or {}  # the same at η = α_fit/2 (nextk.runs.boost.half_step)
+    hd = half.get("kl_drop") or {}
+    head |= {"half_eta": half.get("eta"), "half_kl_drop_method": hd.get("method")}
+    head |= estimate("half_kl_drop", hd) if hd.get("value") is not None else {}
+    head |= {"half_kl_drop_zero_probability": hd.get("documents_with_zero_probability")}
     rows = []
     for o in s.get("offsets", []):
         row = {"offset": o.get("offset"), "blocks": o.get("blocks"), "eta": o.get("eta")}

@@ -1,4 +1,4 @@
-"""`nextk demo`: the main job (about 2 minutes): GRU-2 and GRU-32 trained on a Dyck language; excess loss
+"""`nextk demo`: the main job (about 1 minute): GRU-2 and GRU-32 trained on a Dyck language; excess loss
 and, at k = 1, 2, 4, 8, checker / learned / TV advantages against the Theorem 3 bound. An interrupted --out
 folder resumes.
 

@@ -26,6 +26,10 @@ PATTERNS = [
     ("[^a]b?a{2}", "abc"),  # empty beyond 4
     ("(0|1[01]*)", "01"),  # binary numerals without leading zeros
     ("x{2,4}(y|z)+", "xyz"),
+    # "." excludes "\n" (Python `re` without DOTALL); "[^a]", "\W", "\s" and a literal "\n" include it
+    ("a.b", "ab\n"),
+    ("(.|\n)[^a]\\W?", "ab\n"),
+    ("a\nb.*", "ab\n"),
 ]
 
 
@@ -196,6 +200,7 @@ def test_greenery_is_left_as_it_was():
         Regex("abcdefgh", 8, max_states=4)
     Regex("(ab|c)*d", 6)
     assert greenery.fsm.crawl is before
+    assert greenery.parse("a.b").to_fsm().accepts("a\nb")  # "." is patched only while compiling
 
 
 def test_cli_samples_and_refuses():

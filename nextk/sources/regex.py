@@ -119,12 +119,19 @@ def crawl_within(max_states: int, pattern: str):
 def compile_dfa(pattern: str, vocab: list[str] | None, max_states: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(vocab, transitions (S, V) with −1 for "no completion", finals (S,)) of the trimmed DFA whose
     state 0 is the start; states are numbered breadth-first over the vocabulary order."""
+    import importlib
+
     import greenery.fsm
     from greenery import parse
+    from greenery.charclass import DOT, Charclass
 
     check_pattern(pattern)
-    original = greenery.fsm.crawl
+    parse_module = importlib.import_module("greenery.parse")  # the package's `parse` attribute is the function
+    original, original_shorthand = greenery.fsm.crawl, parse_module.shorthand
     greenery.fsm.crawl = crawl_within(max_states, pattern)
+    # Python `re` without DOTALL: "." is any character but "\n" (greenery's "." is any character at all)
+    not_newline = ~Charclass((("\n", "\n"),))
+    parse_module.shorthand = {(not_newline if c == DOT else c): s for c, s in original_shorthand.items()}
     try:
         fsm = parse(pattern).to_fsm()
     except TooLargeError:
@@ -132,7 +139,7 @@ def compile_dfa(pattern: str, vocab: list[str] | None, max_states: int) -> tuple
     except Exception as e:  # greenery's own parse errors: name them in one line
         raise InputError(f"greenery cannot compile pattern {pattern!r}: {e}") from None
     finally:
-        greenery.fsm.crawl = original
+        greenery.fsm.crawl, parse_module.shorthand = original, original_shorthand
     live = {s for s in fsm.states if fsm.islive(s)}
     if vocab is None:
         outside = [c for s in live for c, d in fsm.map[s].items() if d in live and c.negated]

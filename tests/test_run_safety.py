@@ -377,3 +377,10 @@ def test_a_reproduce_whose_cells_failed_exits_nonzero(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "show", lambda results: [])
     code, out, err = nextk(f"reproduce --budget quick --out {tmp_path / 'r'}")
     assert code == 1 and "1 of 3 cells failed" in err, (code, err)
+
+
+def test_a_checkpoint_is_never_measured_where_its_token_ids_mean_other_tokens(tmp_path):
+    folder = tmp_path / "r"
+    cli_json(f"train regex --pattern '(ab|c)*d' --length 6 --hidden 4 --steps 5 --eval-every 5 --out {folder}")
+    other = "regex --pattern '(ab|e)*d' --length 6 --k 1 --num-docs 10 --learned-steps 2"
+    refused(f"eval {folder} {other} --allow-other-source", "token names", "['a', 'b', 'c', 'd']", "'e'")

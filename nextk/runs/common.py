@@ -172,9 +172,15 @@ def check_trained_on(checkpoint: str, name: str, source, allow: bool, log) -> di
     origin = trained_on(checkpoint)
     if origin is None:
         return None
-    origin_params = make_source(origin["source"], **origin["source_params"]).params
+    trained = make_source(origin["source"], **origin["source_params"])
+    origin_params = trained.params
     if (origin["source"], origin_params) != (name, source.params):
         msg = f"{checkpoint} was trained on {origin['source']} {origin_params}, not {name} {source.params}"
+        if list(trained.vocab) != list(source.vocab):  # token ids would mean other characters: never allowed
+            raise InputError(
+                f"{msg}; its token names {trained.vocab} differ from the source's {source.vocab}, so its token ids "
+                "mean other tokens there (refused even with --allow-other-source)"
+            )
         if not allow:
             raise InputError(msg + "; pass --allow-other-source to use it there anyway")
         log(f"[yellow]warning:[/yellow] {msg}")

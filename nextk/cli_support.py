@@ -188,7 +188,7 @@ def show_samples(name: str, params: dict, num: int, seed: int, as_json: bool) ->
         fail(f"--num must be ≥ 1, got {num}")
     from nextk.errors import TooLargeError, check_memory
 
-    note = None
+    note, src = None, None
     try:
         src = make_source(name, **params)
         # the tokens (int64), their decoded text (a Python str per document, ~60 bytes a character) and the
@@ -204,6 +204,8 @@ def show_samples(name: str, params: dict, num: int, seed: int, as_json: bool) ->
     except (ValueError, TypeError, OverflowError) as e:
         fail(e)
     except MemoryError:
+        if src is None:  # building the source itself
+            fail(f"the {name} source with {params} does not fit in memory; use smaller sizes")
         fail(f"{num:,} documents of {src.length:,} tokens do not fit in memory; ask for fewer (--num)")
     rows = [{"text": t, "log_prob": lp} for t, lp in zip(src.decode(x), lps)]
     if as_json:

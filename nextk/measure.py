@@ -58,16 +58,17 @@ def require_exact(p) -> None:
 
 def check_vocab(p, q, what: str = "kl") -> None:
     """Refuse, by name, two models whose token ids mean different things: a different vocabulary size, or,
-    when both name their tokens (a `vocab` list: sources do, networks don't), different names."""
+    when both name their tokens (a `vocab` list: sources do; networks, and HMM / PFSA whose a, b, c, … are
+    placeholders, don't), different names."""
     if p.vocab_size != q.vocab_size:
         raise InputError(f"{what}: vocabulary mismatch, p has {p.vocab_size} tokens but q has {q.vocab_size}")
-    p_names, q_names = getattr(p, "vocab", None), getattr(q, "vocab", None)
+    p_names, q_names = (getattr(m, "vocab", None) if getattr(m, "named_tokens", True) else None for m in (p, q))
     if isinstance(p_names, (list, tuple)) and isinstance(q_names, (list, tuple)) and list(p_names) != list(q_names):
         diff = [i for i, (a, b) in enumerate(zip(p_names, q_names)) if a != b]
         i = diff[0]
         raise InputError(
             f"{what}: vocabulary mismatch, the token names differ ({len(diff)} of {len(p_names)}; token {i} is "
-            f"{p_names[i]!r} in p but {q_names[i]!r} in q)"
+            f"{p_names[i]!r} in p but {q_names[i]!r} in q); if they mean the same, give both the same .vocab"
         )
 
 

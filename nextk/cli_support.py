@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()  # results: tables and JSON on stdout
 errors = Console(stderr=True)  # errors, warnings and progress on stderr, so stdout holds only results
@@ -155,7 +156,7 @@ def execute(
         for item in module.show(results):  # every run module says what a person reads on the console
             console.print(item)
         if write:
-            errors.print(f"wrote {folder}/config.json, results.json" + "".join(f", {p.name}" for p in plots))
+            errors.print(escape(f"wrote {folder}/config.json, results.json" + "".join(f", {p.name}" for p in plots)))
     summary = results.get("sweep", results) if isinstance(results, dict) else {}  # reproduce keeps it under "sweep"
     failed = summary.get("failed") if isinstance(summary, dict) else None
     if isinstance(failed, list) and failed:  # a sweep (or reproduce) with failed cells is not a success

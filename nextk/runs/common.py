@@ -10,6 +10,8 @@ from dataclasses import MISSING, asdict, fields
 from datetime import datetime
 from pathlib import Path
 
+from rich.markup import escape
+
 from nextk.checkpoint import atomic_write
 from nextk.errors import InputError, check_memory, check_number
 
@@ -183,7 +185,7 @@ def check_trained_on(checkpoint: str, name: str, source, allow: bool, log) -> di
             )
         if not allow:
             raise InputError(msg + "; pass --allow-other-source to use it there anyway")
-        log(f"[yellow]warning:[/yellow] {msg}")
+        log(f"[yellow]warning:[/yellow] {escape(msg)}")
     return origin
 
 

@@ -64,6 +64,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from rich.markup import escape
+
 from nextk.console import plain, quiet
 from nextk.errors import InputError, check_option
 from nextk.runs.common import RESULTS, config_from, prepare, read_json, write_json
@@ -622,18 +624,25 @@ def schedule(cells: list[Cell], backend, out: Path, name: str, log) -> None:
             if outcome.ok:
                 done += 1
                 record(out, cell, "ok", attempts[cell.id], errors.get(cell.id, []), seconds[cell.id], name)
-                log(f"[{done + failed}/{total}] {cell.id} done in {outcome.seconds:.1f} s")
+                log(escape(f"[{done + failed}/{total}] {cell.id} done in {outcome.seconds:.1f} s"))
                 continue
             errors.setdefault(cell.id, []).append(outcome.error)
             if attempts[cell.id] <= cell.retries and not deterministic(outcome.error):
-                log(f"{cell.id} failed (attempt {attempts[cell.id]} of {cell.retries + 1}): {last_line(outcome.error)}")
+                log(
+                    escape(
+                        f"{cell.id} failed (attempt {attempts[cell.id]} of {cell.retries + 1}): "
+                        f"{last_line(outcome.error)}"
+                    )
+                )
                 queue.append(cell)
             else:
                 failed += 1
                 record(out, cell, "failed", attempts[cell.id], errors[cell.id], seconds[cell.id], name)
                 log(
-                    f"[{done + failed}/{total}] {cell.id} FAILED after {attempts[cell.id]} attempts: "
-                    f"{last_line(outcome.error)}"
+                    escape(
+                        f"[{done + failed}/{total}] {cell.id} FAILED after {attempts[cell.id]} attempts: "
+                        f"{last_line(outcome.error)}"
+                    )
                 )
 
 

@@ -177,3 +177,17 @@ def test_a_cell_with_bad_input_is_not_retried(tmp_path):
     res = nextk.sweep(s, tmp_path / "o", workers=1)
     assert res["ok"] == 0 and calls(counter)[1] == 1 and res["rows"][0]["attempts"] == 1
     assert "bad input on purpose" in res["rows"][0]["error"]
+
+
+def test_the_sweeps_in_docs_languages_have_valid_cells():
+    """Every TOML sweep in docs/languages.md expands, each cell's config and source built (rank ≤ min(states,
+    vocab − 1) for the PFSA rank sweep)."""
+    import re as regex
+    import tomllib
+
+    text = (ROOT / "docs" / "languages.md").read_text()
+    blocks = [b for b in regex.findall(r"```toml\n(.*?)```", text, flags=regex.S) if "[grid]" in b]
+    assert blocks
+    for block in blocks:
+        cells = expand(tomllib.loads(block))
+        assert len(cells) > 1

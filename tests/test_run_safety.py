@@ -393,3 +393,12 @@ def test_user_text_in_progress_lines_is_not_read_as_markup(tmp_path):
     assert code == 0 and f"wrote{folder}/config.json" in "".join(err.split()), err  # lines wrap anywhere
     code, _, err = nextk(f"eval '{folder}' regex --pattern '[bold]+' --length 4 --k 1 --num-docs 10 --learned-steps 2")
     assert code == 0 and "Regex(pattern='[bold]+'" in "".join(err.split()), err
+
+
+def test_plot_names_a_results_file_that_is_not_utf8(trained, tmp_path):
+    import shutil
+
+    folder = tmp_path / "p"
+    shutil.copytree(trained, folder)
+    (folder / "results.json").write_bytes(b'{"x": "\xff"}')
+    refused(f"plot {folder}", "results.json", "is not UTF-8")

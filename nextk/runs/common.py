@@ -37,7 +37,11 @@ def read_json(path: Path) -> dict:
     if not path.is_file():
         raise InputError(f"{str(path)!r} does not exist" + ("" if path.parent.is_dir() else " (no such folder)"))
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{str(path)!r} is not UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start}): not a file nextk wrote"
+        ) from None
     except json.JSONDecodeError as e:
         raise InputError(f"{str(path)!r} is not valid JSON: {e}") from None
 

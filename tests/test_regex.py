@@ -216,3 +216,17 @@ def test_cli_samples_and_refuses():
         r = cli(command)
         assert r.exit_code == 2 and r.output.startswith("error:") and needle in r.output, r.output
     assert "regex" in cli("sources").output
+
+
+def test_python_api_bad_arguments_are_one_line_nextk_errors():
+    src = Regex("[ab]*", 4)
+    x = src.sample(3, generator=0)
+    valid = src.checks["valid"]
+    with pytest.raises(InputError, match=r"window start has shape \(2,\), but x has 3 rows"):
+        valid(x, start=torch.tensor([0, 1]), k=2)
+    for bad in (1.5, "1", True, torch.tensor([0.0, 1.0, 0.0])):
+        with pytest.raises(InputError, match="window start must be an integer"):
+            valid(x, start=bad, k=2)
+    with pytest.raises(InputError, match="5 characters is longer than this source's documents \\(4\\)"):
+        src.encode("ababa")
+    assert src.encode("ab").tolist() == [0, 1]  # a prefix: log_probs take prefixes

@@ -230,3 +230,19 @@ def test_python_api_bad_arguments_are_one_line_nextk_errors():
     with pytest.raises(InputError, match="5 characters is longer than this source's documents \\(4\\)"):
         src.encode("ababa")
     assert src.encode("ab").tolist() == [0, 1]  # a prefix: log_probs take prefixes
+
+
+def test_weights_from_text_on_the_command_line_and_numbers_only():
+    ref = brute("(ab|c)*d", "abcd", 6, weight=lambda s: 0.5 ** s.count("c") * 2.0 ** s.count("d"))
+    for text in ('{"c": 0.5, "d": 2}', "c=0.5,d=2"):
+        out = cli_json(f"sample regex --pattern '(ab|c)*d' --length 6 --weights '{text}' --num 40 --json")
+        for row in out["samples"]:
+            assert abs(math.exp(row["log_prob"]) - ref[row["text"]]) < 1e-12
+        src = Regex("(ab|c)*d", 6, weights=text)
+        assert all(abs(p - ref.get(s, 0.0)) < 1e-12 for s, p in all_probs(src, "abcd", 6).items())
+    src = Regex("(ab|c)*d", 6)
+    for bad, needle in (({"c": "2"}, "weight of 'c' must be a number"), ("c=x", "must be a number"), ("c2", "c=0.5")):
+        with pytest.raises(InputError, match=needle):
+            src.with_weights(bad)
+    with pytest.raises(InputError, match="entries must be numbers"):
+        src.with_weights([["1"] * 4] * len(src.transitions))

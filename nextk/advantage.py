@@ -16,7 +16,7 @@ from torch import Tensor
 from nextk.bounds import check_window
 from nextk.errors import MAX_ENUMERATION, InputError, check_docs, check_enumeration, check_option
 from nextk.lm import LanguageModel, State, make_generator, sample_categorical, states_along
-from nextk.measure import all_strings, require_exact, support
+from nextk.measure import all_strings, check_vocab, require_exact, support
 from nextk.stats import Estimate, exact, mean_estimate
 
 ESTIMATORS = ("auto", "paired", "rao_blackwell", "exact")
@@ -124,8 +124,7 @@ def advantage(
     n = p.length
     m = check_window(k, n)
     v = p.vocab_size
-    if q.vocab_size != v:
-        raise InputError(f"p has {v} tokens but q has {q.vocab_size}")
+    check_vocab(p, q, "advantage")
     if estimator == "exact":
         return _exact(
             lambda pre, i, P, Q: ((P - Q) * judge_all_windows(d, pre, i, k, v)).sum(1), p, q, k, m, "exact enumeration"
@@ -185,6 +184,7 @@ def tv_advantage(
     check_option("estimator", estimator, ("rao_blackwell", "exact"))
     check_sample_docs(num_docs, estimator)
     require_exact(p)
+    check_vocab(p, q, "tv_advantage")
     n, v = p.length, p.vocab_size
     m = check_window(k, n)
     check_enumeration(v**k, f"window enumeration ({v}^{k})")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from nextk import __version__
 from nextk.cli_build import EXTRA, THREADS_HELP, command
@@ -130,7 +131,7 @@ def plot(folder: Path = typer.Argument(..., help="a run folder holding config.js
                 f"{folder} holds a {kind} run, which draws no figure itself; plot its run folders (cells/ID)"
             )
         for p in paths:
-            errors.print(f"wrote {p}")
+            errors.print(f"wrote {escape(str(p))}")
     except ValueError as e:
         fail(e)
     except OSError as e:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()  # results: tables and JSON on stdout
 errors = Console(stderr=True)  # errors, warnings and progress on stderr, so stdout holds only results
@@ -155,7 +156,7 @@ def execute(
         for item in module.show(results):  # every run module says what a person reads on the console
             console.print(item)
         if write:
-            errors.print(f"wrote {folder}/config.json, results.json" + "".join(f", {p.name}" for p in plots))
+            errors.print(escape(f"wrote {folder}/config.json, results.json" + "".join(f", {p.name}" for p in plots)))
     summary = results.get("sweep", results) if isinstance(results, dict) else {}  # reproduce keeps it under "sweep"
     failed = summary.get("failed") if isinstance(summary, dict) else None
     if isinstance(failed, list) and failed:  # a sweep (or reproduce) with failed cells is not a success
@@ -188,7 +189,7 @@ def show_samples(name: str, params: dict, num: int, seed: int, as_json: bool) ->
         fail(f"--num must be ≥ 1, got {num}")
     from nextk.errors import TooLargeError, check_memory
 
-    note = None
+    note, src = None, None
     try:
         src = make_source(name, **params)
         # the tokens (int64), their decoded text (a Python str per document, ~60 bytes a character) and the
@@ -204,6 +205,8 @@ def show_samples(name: str, params: dict, num: int, seed: int, as_json: bool) ->
     except (ValueError, TypeError, OverflowError) as e:
         fail(e)
     except MemoryError:
+        if src is None:  # building the source itself
+            fail(f"the {name} source with {params} does not fit in memory; use smaller sizes")
         fail(f"{num:,} documents of {src.length:,} tokens do not fit in memory; ask for fewer (--num)")
     rows = [{"text": t, "log_prob": lp} for t, lp in zip(src.decode(x), lps)]
     if as_json:

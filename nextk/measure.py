@@ -56,11 +56,27 @@ def require_exact(p) -> None:
         raise NotExactError(f"{p!r} has no exact probabilities; KL against it cannot be computed")
 
 
-def check_pair(p, q, what: str = "kl") -> None:
-    """Refuse, by name, two models that do not describe the same documents: a different vocabulary, or a
-    q defined for another document length (a network with length None scores any length)."""
+def check_vocab(p, q, what: str = "kl") -> None:
+    """Refuse, by name, two models whose token ids mean different things: a different vocabulary size, or,
+    when both name their tokens (a `vocab` list: sources do; networks, and HMM / PFSA whose a, b, c, … are
+    placeholders, don't), different names."""
     if p.vocab_size != q.vocab_size:
         raise InputError(f"{what}: vocabulary mismatch, p has {p.vocab_size} tokens but q has {q.vocab_size}")
+    p_names, q_names = (getattr(m, "vocab", None) if getattr(m, "named_tokens", True) else None for m in (p, q))
+    if isinstance(p_names, (list, tuple)) and isinstance(q_names, (list, tuple)) and list(p_names) != list(q_names):
+        diff = [i for i, (a, b) in enumerate(zip(p_names, q_names)) if a != b]
+        i = diff[0]
+        raise InputError(
+            f"{what}: vocabulary mismatch, the token names differ ({len(diff)} of {len(p_names)}; token {i} is "
+            f"{p_names[i]!r} in p but {q_names[i]!r} in q); if they mean the same, give both the same .vocab"
+        )
+
+
+def check_pair(p, q, what: str = "kl") -> None:
+    """Refuse, by name, two models that do not describe the same documents: a different vocabulary (size,
+    or names when both name their tokens), or a q defined for another document length (a network with
+    length None scores any length)."""
+    check_vocab(p, q, what)
     q_len = getattr(q, "length", None)
     if q_len is not None and p.length is not None and q_len != p.length:
         raise InputError(f"{what}: length mismatch, p's documents have {p.length} tokens but q is defined for {q_len}")

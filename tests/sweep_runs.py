@@ -18,7 +18,8 @@ class Config:
     x: int = 0  # the measured input
     seed: int = 0  # the result depends on it as a seeded run would
     sleep: float = 0.0  # seconds the run takes
-    fail: str = ""  # "raise": always raise; "kill": kill its own process on the first attempt; "": succeed
+    # "raise": always raise; "input": always raise an InputError; "kill": kill its own process on the first attempt
+    fail: str = ""
     counter: str = ""  # a file whose lines count the calls (one line per call)
 
 
@@ -32,6 +33,10 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     time.sleep(cfg.sleep)
     if cfg.fail == "raise":
         raise RuntimeError(f"cell x={cfg.x} fails on purpose")
+    if cfg.fail == "input":
+        from nextk.errors import InputError
+
+        raise InputError(f"cell x={cfg.x} has bad input on purpose")
     if cfg.fail == "kill" and calls <= 1:
         os.kill(os.getpid(), signal.SIGKILL)
     res = {

@@ -222,3 +222,21 @@ def test_estimates_serialise_to_strict_json():
     mapped = Estimate(4.0, 1.0, 2.0, 6.0, 10, "x").map(math.sqrt)
     assert mapped.low == math.sqrt(2.0) and mapped.stderr > 0
     json.dumps(mapped.to_dict(), allow_nan=False)
+
+
+def test_models_with_other_token_names_are_refused_by_name():
+    """Two sources of the same vocabulary size whose tokens are different characters: KL, the TV ceiling and
+    an advantage across them would compare unrelated ids (today's 0.0 is a silent wrong answer)."""
+    from nextk.models import GRU
+    from nextk.sources import Regex
+
+    a, b = Regex("[ab]*", length=4), Regex("[cd]*", length=4)
+    for f in (
+        lambda: kl(a, b, estimator="exact"),
+        lambda: tv_advantage(a, b, k=1, num_docs=50),
+        lambda: advantage(a.checks["valid"], a, b, k=1, num_docs=50),
+    ):
+        with pytest.raises(InputError, match=r"token names differ.*'a' in p but 'c' in q"):
+            f()
+    assert kl(a, Regex("[ab]*a*", length=4), estimator="exact").value == 0.0  # the same names are accepted
+    assert kl(a, GRU(2, hidden=2), num_docs=20).value > 0  # a network names no tokens: compared by size

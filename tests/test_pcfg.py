@@ -156,3 +156,11 @@ def test_too_long_and_cli_sample():
         PCFG(NESTED, 101)
     out = cli_json(f'sample pcfg --grammar "{NESTED}" --length 7 --num 4')
     assert all(re.fullmatch("a*cb*", r["text"]) for r in out["samples"]) and out["params"]["length"] == 7
+
+
+def test_a_grammar_file_that_is_not_utf8_is_named(tmp_path):
+    bad = tmp_path / "bad.cfg"
+    bad.write_bytes(b"S -> 'a' S [0.5] | '\xe9' [0.5]\n")
+    r = cli(f"sample pcfg --grammar {bad} --length 3")
+    assert r.exit_code == 2 and r.output.startswith("error:") and "bad.cfg" in r.output and "not UTF-8" in r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output

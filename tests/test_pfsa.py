@@ -170,3 +170,18 @@ def test_cli_train_eval_boost(tmp_path):
     assert [w["k"] for w in res["windows"]] == [1, 2] and res["trained_on"]["source"] == "pfsa"
     boosted = cli(f"boost {tmp_path}/t {src} --k 2 --num-docs 50 --out {tmp_path}/b")
     assert boosted.exit_code == 0, boosted.output
+
+
+def test_random_refuses_what_memory_cannot_hold_and_bad_seeds():
+    """V = 10^8 tokens needs a (V, S, S) table and, without a rank, a (V, V) factor: refused with the figure
+    before numpy tries (today: "Unable to allocate 71.1 PiB", then an UnboundLocalError in the CLI)."""
+    from nextk.errors import TooLargeError
+
+    with pytest.raises(TooLargeError, match=r"random PFSA with 4 states and 100,000,000 tokens .* GiB"):
+        PFSA.random(states=4, vocab=10**8)
+    r = cli("sample pfsa --states 4 --vocab 100000000")
+    assert r.exit_code == 2 and r.output.startswith("error:") and "GiB" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+    for seed in (-1, "x", 1.5):
+        with pytest.raises(InputError, match="seed must be a non-negative integer"):
+            PFSA.random(seed=seed)

@@ -26,6 +26,10 @@ PATTERNS = [
     ("[^a]b?a{2}", "abc"),  # empty beyond 4
     ("(0|1[01]*)", "01"),  # binary numerals without leading zeros
     ("x{2,4}(y|z)+", "xyz"),
+    # "." excludes "\n" (Python `re` without DOTALL); "[^a]", "\W", "\s" and a literal "\n" include it
+    ("a.b", "ab\n"),
+    ("(.|\n)[^a]\\W?", "ab\n"),
+    ("a\nb.*", "ab\n"),
 ]
 
 
@@ -196,6 +200,7 @@ def test_greenery_is_left_as_it_was():
         Regex("abcdefgh", 8, max_states=4)
     Regex("(ab|c)*d", 6)
     assert greenery.fsm.crawl is before
+    assert greenery.parse("a.b").to_fsm().accepts("a\nb")  # "." is patched only while compiling
 
 
 def test_cli_samples_and_refuses():
@@ -211,3 +216,33 @@ def test_cli_samples_and_refuses():
         r = cli(command)
         assert r.exit_code == 2 and r.output.startswith("error:") and needle in r.output, r.output
     assert "regex" in cli("sources").output
+
+
+def test_python_api_bad_arguments_are_one_line_nextk_errors():
+    src = Regex("[ab]*", 4)
+    x = src.sample(3, generator=0)
+    valid = src.checks["valid"]
+    with pytest.raises(InputError, match=r"window start has shape \(2,\), but x has 3 rows"):
+        valid(x, start=torch.tensor([0, 1]), k=2)
+    for bad in (1.5, "1", True, torch.tensor([0.0, 1.0, 0.0])):
+        with pytest.raises(InputError, match="window start must be an integer"):
+            valid(x, start=bad, k=2)
+    with pytest.raises(InputError, match="5 characters is longer than this source's documents \\(4\\)"):
+        src.encode("ababa")
+    assert src.encode("ab").tolist() == [0, 1]  # a prefix: log_probs take prefixes
+
+
+def test_weights_from_text_on_the_command_line_and_numbers_only():
+    ref = brute("(ab|c)*d", "abcd", 6, weight=lambda s: 0.5 ** s.count("c") * 2.0 ** s.count("d"))
+    for text in ('{"c": 0.5, "d": 2}', "c=0.5,d=2"):
+        out = cli_json(f"sample regex --pattern '(ab|c)*d' --length 6 --weights '{text}' --num 40 --json")
+        for row in out["samples"]:
+            assert abs(math.exp(row["log_prob"]) - ref[row["text"]]) < 1e-12
+        src = Regex("(ab|c)*d", 6, weights=text)
+        assert all(abs(p - ref.get(s, 0.0)) < 1e-12 for s, p in all_probs(src, "abcd", 6).items())
+    src = Regex("(ab|c)*d", 6)
+    for bad, needle in (({"c": "2"}, "weight of 'c' must be a number"), ("c=x", "must be a number"), ("c2", "c=0.5")):
+        with pytest.raises(InputError, match=needle):
+            src.with_weights(bad)
+    with pytest.raises(InputError, match="entries must be numbers"):
+        src.with_weights([["1"] * 4] * len(src.transitions))

@@ -377,3 +377,28 @@ def test_a_reproduce_whose_cells_failed_exits_nonzero(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "show", lambda results: [])
     code, out, err = nextk(f"reproduce --budget quick --out {tmp_path / 'r'}")
     assert code == 1 and "1 of 3 cells failed" in err, (code, err)
+
+
+def test_a_checkpoint_is_never_measured_where_its_token_ids_mean_other_tokens(tmp_path):
+    folder = tmp_path / "r"
+    cli_json(f"train regex --pattern '(ab|c)*d' --length 6 --hidden 4 --steps 5 --eval-every 5 --out {folder}")
+    other = "regex --pattern '(ab|e)*d' --length 6 --k 1 --num-docs 10 --learned-steps 2"
+    refused(f"eval {folder} {other} --allow-other-source", "token names", "['a', 'b', 'c', 'd']", "'e'")
+
+
+def test_user_text_in_progress_lines_is_not_read_as_markup(tmp_path):
+    """A pattern "[bold]+" and a folder "[red]x" are text: rich must not eat them as style tags."""
+    folder = tmp_path / "[red]x"
+    code, _, err = nextk(f"train regex --pattern '[bold]+' --length 4 --hidden 4 --steps 2 --out '{folder}'")
+    assert code == 0 and f"wrote{folder}/config.json" in "".join(err.split()), err  # lines wrap anywhere
+    code, _, err = nextk(f"eval '{folder}' regex --pattern '[bold]+' --length 4 --k 1 --num-docs 10 --learned-steps 2")
+    assert code == 0 and "Regex(pattern='[bold]+'" in "".join(err.split()), err
+
+
+def test_plot_names_a_results_file_that_is_not_utf8(trained, tmp_path):
+    import shutil
+
+    folder = tmp_path / "p"
+    shutil.copytree(trained, folder)
+    (folder / "results.json").write_bytes(b'{"x": "\xff"}')
+    refused(f"plot {folder}", "results.json", "is not UTF-8")

@@ -158,3 +158,36 @@ def test_local_and_ray_give_the_same_table(tmp_path):
 
     assert figures(local["rows"]) == figures(remote["rows"])
     assert local["rows"][0]["excess_loss"] is not None and local["rows"][0]["excess_loss_low"] is not None
+
+
+def test_a_bad_source_parameter_stops_the_sweep_before_any_cell_runs(tmp_path):
+    toml = tmp_path / "s.toml"
+    toml.write_text(
+        'run = "nextk.runs.train"\n[base]\nsource = "regex"\nsteps = 2\nwidth = 4\n'
+        '[base.source_params]\nlength = 6\n[grid]\n"source_params.pattern" = ["(ab|c)*d", "(a)\\\\1"]\n'
+    )
+    r = cli(f"sweep {toml} --out {tmp_path / 'o'}")
+    assert r.exit_code == 2 and r.output.startswith("error:") and "(a)\\\\1" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_a_cell_with_bad_input_is_not_retried(tmp_path):
+    counter = tmp_path / "calls.txt"
+    s = spec(counter, retries=2, grid={"x": [1]}, base={"counter": str(counter), "fail": "input"})
+    res = nextk.sweep(s, tmp_path / "o", workers=1)
+    assert res["ok"] == 0 and calls(counter)[1] == 1 and res["rows"][0]["attempts"] == 1
+    assert "bad input on purpose" in res["rows"][0]["error"]
+
+
+def test_the_sweeps_in_docs_languages_have_valid_cells():
+    """Every TOML sweep in docs/languages.md expands, each cell's config and source built (rank ≤ min(states,
+    vocab − 1) for the PFSA rank sweep)."""
+    import re as regex
+    import tomllib
+
+    text = (ROOT / "docs" / "languages.md").read_text()
+    blocks = [b for b in regex.findall(r"```toml\n(.*?)```", text, flags=regex.S) if "[grid]" in b]
+    assert blocks
+    for block in blocks:
+        cells = expand(tomllib.loads(block))
+        assert len(cells) > 1

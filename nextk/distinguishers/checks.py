@@ -7,6 +7,7 @@ It may not read past start+k: `clip` hands it only the columns it may see.
 
 from __future__ import annotations
 
+import numbers
 from typing import Protocol
 
 import torch
@@ -23,8 +24,14 @@ class Distinguisher(Protocol):
 def as_starts(start: int | Tensor, batch: int) -> Tensor:
     """Normalise `start` to a LongTensor (batch,)."""
     if isinstance(start, Tensor):
+        if start.is_floating_point() or start.is_complex() or start.dtype == torch.bool:
+            raise InputError(f"window start must be an integer tensor, got dtype {start.dtype}")
+        if start.dim() > 1 or (start.dim() == 1 and start.shape[0] != batch):
+            raise InputError(f"window start has shape {tuple(start.shape)}, but x has {batch} rows: give one per row")
         start = start.long()
         return start.expand(batch).clone() if start.dim() == 0 else start
+    if isinstance(start, bool) or not isinstance(start, numbers.Integral):
+        raise InputError(f"window start must be an integer or a LongTensor of one per row, got {start!r}")
     return torch.full((batch,), int(start), dtype=torch.long)
 
 

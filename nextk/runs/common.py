@@ -10,6 +10,8 @@ from dataclasses import MISSING, asdict, fields
 from datetime import datetime
 from pathlib import Path
 
+from rich.markup import escape
+
 from nextk.checkpoint import atomic_write
 from nextk.errors import InputError, check_memory, check_number
 
@@ -35,7 +37,11 @@ def read_json(path: Path) -> dict:
     if not path.is_file():
         raise InputError(f"{str(path)!r} does not exist" + ("" if path.parent.is_dir() else " (no such folder)"))
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{str(path)!r} is not UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start}): not a file nextk wrote"
+        ) from None
     except json.JSONDecodeError as e:
         raise InputError(f"{str(path)!r} is not valid JSON: {e}") from None
 
@@ -172,12 +178,18 @@ def check_trained_on(checkpoint: str, name: str, source, allow: bool, log) -> di
     origin = trained_on(checkpoint)
     if origin is None:
         return None
-    origin_params = make_source(origin["source"], **origin["source_params"]).params
+    trained = make_source(origin["source"], **origin["source_params"])
+    origin_params = trained.params
     if (origin["source"], origin_params) != (name, source.params):
         msg = f"{checkpoint} was trained on {origin['source']} {origin_params}, not {name} {source.params}"
+        if list(trained.vocab) != list(source.vocab):  # token ids would mean other characters: never allowed
+            raise InputError(
+                f"{msg}; its token names {trained.vocab} differ from the source's {source.vocab}, so its token ids "
+                "mean other tokens there (refused even with --allow-other-source)"
+            )
         if not allow:
             raise InputError(msg + "; pass --allow-other-source to use it there anyway")
-        log(f"[yellow]warning:[/yellow] {msg}")
+        log(f"[yellow]warning:[/yellow] {escape(msg)}")
     return origin
 
 

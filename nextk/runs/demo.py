@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
+
 from nextk.bounds import check_window
 from nextk.console import quiet
 from nextk.errors import InputError
@@ -109,7 +111,7 @@ def measure_kept(source, model, cfg: Config, trained: dict, folder: Path, *, log
         kept = {"key": key, "windows": {}}
     for k in cfg.ks:
         if str(k) in kept["windows"] and "head" in kept:
-            log(f"  k={k}: measured before ({path})")
+            log(f"  k={k}: measured before ({escape(str(path))})")
             continue
         m = measure_model(source, model, [k], log=log, **panel)
         kept["head"] = {name: value for name, value in m.items() if name != "windows"}  # excess loss: same seed

@@ -106,8 +106,8 @@ def run_source(cfg: Config, source, model, origin, *, log=quiet, progress: bool 
 
     panel = pick(cfg, "num_docs", "seed", "learned", "learned_steps", "learned_docs")
     log(
-        f"measuring {model.name} on {source!r} (documents of {source.length} tokens): excess loss, then advantages "
-        f"at k = {', '.join(map(str, cfg.ks))}, {cfg.num_docs} documents per estimate"
+        escape(f"measuring {model.name} on {source!r} (documents of {source.length} tokens): excess loss, then ")
+        + f"advantages at k = {', '.join(map(str, cfg.ks))}, {cfg.num_docs} documents per estimate"
     )
     with working(f"measuring {model.name}", enabled=progress):
         res = measure_model(source, model, cfg.ks, log=log, **panel)

@@ -76,7 +76,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
     for r in range(cfg.repeats):
         path = Path(out) / f"repeat-{r}.json"
         if path.is_file():
-            log(f"repeat {r + 1} of {cfg.repeats}: finished before ({path})")
+            log(f"repeat {r + 1} of {cfg.repeats}: finished before ({escape(str(path))})")
             records.append(read_json(path))
             continue
         log(f"repeat {r + 1} of {cfg.repeats} (seed {cfg.seed + r})")

@@ -64,6 +64,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from rich.markup import escape
+
 from nextk.console import plain, quiet
 from nextk.errors import InputError, check_option
 from nextk.runs.common import RESULTS, config_from, prepare, read_json, write_json
@@ -80,6 +82,7 @@ from nextk.runs.table import (
     scalars,
     write_table,
 )
+from nextk.sources import make_source
 
 CELLS, CELL, ERROR, LOG, TOKEN = "cells", "cell.json", "error.txt", "log.txt", ".sweep-token"
 BACKENDS = ("local", "ray")
@@ -244,6 +247,8 @@ def expand(spec: dict | str | Path, retries: int | None = None) -> list[Cell]:
                 set_path(merged, name, json.loads(json.dumps(value)))
             try:
                 cfg = config_from(module.Config, merged)  # every number checked: a bad cell stops the sweep here
+                if hasattr(cfg, "source") and isinstance(getattr(cfg, "source_params", None), dict):
+                    make_source(cfg.source, **cfg.source_params)  # and every cell's source built (a bad pattern…)
             except (TypeError, InputError) as e:
                 cell = ", ".join(f"{k}={v!r}" for k, v in point.items())
                 raise InputError(f"sweep part {part['name']!r}{' cell ' + cell if cell else ''}: {e}") from None
@@ -599,6 +604,11 @@ def last_line(error: str) -> str:
     return lines[-1] if lines else ""
 
 
+def deterministic(error: str) -> bool:
+    """A cell that failed on bad input (InputError) fails the same way again: not retried."""
+    return last_line(error).split(":", 1)[0].rsplit(".", 1)[-1] == "InputError"
+
+
 def schedule(cells: list[Cell], backend, out: Path, name: str, log) -> None:
     """Run the cells on the backend; retry failures; write each cell's cell.json as it settles."""
     queue, attempts, errors, seconds = deque(cells), {}, {}, {}
@@ -614,18 +624,25 @@ def schedule(cells: list[Cell], backend, out: Path, name: str, log) -> None:
             if outcome.ok:
                 done += 1
                 record(out, cell, "ok", attempts[cell.id], errors.get(cell.id, []), seconds[cell.id], name)
-                log(f"[{done + failed}/{total}] {cell.id} done in {outcome.seconds:.1f} s")
+                log(escape(f"[{done + failed}/{total}] {cell.id} done in {outcome.seconds:.1f} s"))
                 continue
             errors.setdefault(cell.id, []).append(outcome.error)
-            if attempts[cell.id] <= cell.retries:
-                log(f"{cell.id} failed (attempt {attempts[cell.id]} of {cell.retries + 1}): {last_line(outcome.error)}")
+            if attempts[cell.id] <= cell.retries and not deterministic(outcome.error):
+                log(
+                    escape(
+                        f"{cell.id} failed (attempt {attempts[cell.id]} of {cell.retries + 1}): "
+                        f"{last_line(outcome.error)}"
+                    )
+                )
                 queue.append(cell)
             else:
                 failed += 1
                 record(out, cell, "failed", attempts[cell.id], errors[cell.id], seconds[cell.id], name)
                 log(
-                    f"[{done + failed}/{total}] {cell.id} FAILED after {attempts[cell.id]} attempts: "
-                    f"{last_line(outcome.error)}"
+                    escape(
+                        f"[{done + failed}/{total}] {cell.id} FAILED after {attempts[cell.id]} attempts: "
+                        f"{last_line(outcome.error)}"
+                    )
                 )
 
 

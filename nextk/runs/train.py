@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from rich.markup import escape
 
 from nextk.checkpoint import load_state
 from nextk.console import quiet
@@ -88,7 +89,7 @@ def run(cfg: Config, out: Path, *, log=quiet, progress: bool = False, force_new:
         )
     old = prepare(out, cfg, extendable=EXTENDABLE, force_new=force_new, log=log)
     if old is not None and old.get("steps") != cfg.steps:
-        log(f"extending the step budget of {out} from {old.get('steps')} to {cfg.steps}")
+        log(f"extending the step budget of {escape(str(out))} from {old.get('steps')} to {cfg.steps}")
     budget = pick(cfg, "steps", "batch_size", "lr", "seed", "data", "eval_every", "patience")
     res = train(model, source, checkpoint=out, progress=progress, log=log, **budget)
     results = {

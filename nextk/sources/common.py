@@ -43,6 +43,10 @@ class TokenSource:
     def encode(self, text: str) -> Tensor:
         """String → LongTensor (pos,). Tokens are single characters of `vocab`."""
         index = {tok: i for i, tok in enumerate(self.vocab)}
+        if not isinstance(text, str):
+            raise InputError(f"encode takes a string, got {type(text).__name__}")
+        if getattr(self, "length", None) is not None and len(text) > self.length:
+            raise InputError(f"text of {len(text)} characters is longer than this source's documents ({self.length})")
         try:
             return torch.tensor([index[c] for c in text], dtype=torch.long)
         except KeyError as e:

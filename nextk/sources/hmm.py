@@ -28,6 +28,8 @@ class HMM(TokenSource):
     0.0
     """
 
+    named_tokens = False  # a, b, c, … are placeholders: compared with other sources by vocabulary size only
+
     def __init__(self, start, trans, emit, length: int):
         self.start_p = torch.as_tensor(start, dtype=torch.float64)
         self.trans = torch.as_tensor(trans, dtype=torch.float64)

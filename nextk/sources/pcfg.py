@@ -168,7 +168,13 @@ class PCFG(TokenSource):
             path = Path(grammar)
             if not path.is_file():
                 raise InputError(f"grammar {grammar!r} has no rule (->) and is not a file")
-            text = path.read_text()
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(
+                    f"grammar file {str(path)!r} is not UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start}): "
+                    "convert it, e.g. iconv -f latin1 -t utf-8"
+                ) from None
         self.grammar, self.length = text, length  # the text itself, so params rebuild it without the file
         self.start_symbol, self.rules, self.vocab = parse_grammar(text)
         check_grammar(self.start_symbol, self.rules)

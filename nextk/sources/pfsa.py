@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from nextk.distinguishers.checks import SupportCheck
-from nextk.errors import InputError, TooLargeError
+from nextk.errors import InputError, TooLargeError, check_memory
 from nextk.lm import State
 from nextk.sources.common import TokenSource, log_weights_to_log_probs, new_state
 
@@ -42,6 +42,8 @@ class PFSA(TokenSource):
     >>> src.deterministic
     True
     """
+
+    named_tokens = False  # a, b, c, … are placeholders: compared with other sources by vocabulary size only
 
     def __init__(self, initial, transitions, length: int):
         self.initial = torch.as_tensor(np.asarray(initial, dtype=np.float64))
@@ -93,8 +95,13 @@ class PFSA(TokenSource):
         top = min(states, vocab - 1)
         if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= top):
             raise InputError(f"rank must be an integer in 1..min(states, vocab − 1) = {top}, got {rank!r}")
-        rng = np.random.default_rng(seed)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InputError(f"seed must be a non-negative integer, got {seed!r}")
         r = rank or vocab
+        # the (V, S, S) transition table in float64, a torch copy of it, and the (S, r), (r, V), (S, V) factors
+        need = 8 * (2 * vocab * states * states + r * (states + vocab) + 4 * states * vocab)
+        check_memory(need, f"a random PFSA with {states:,} states and {vocab:,} tokens ({vocab:,} × {states:,}² table)")
+        rng = np.random.default_rng(seed)
         logits = rng.standard_normal((states, r)) @ rng.standard_normal((r, vocab)) / math.sqrt(r)
         emit = np.exp(logits - logits.max(1, keepdims=True))
         emit /= emit.sum(1, keepdims=True)

@@ -18,7 +18,9 @@ costs one row lookup: O(V).
 
 from __future__ import annotations
 
+import json
 import math
+import numbers
 import re
 from collections import deque
 
@@ -119,12 +121,19 @@ def crawl_within(max_states: int, pattern: str):
 def compile_dfa(pattern: str, vocab: list[str] | None, max_states: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(vocab, transitions (S, V) with −1 for "no completion", finals (S,)) of the trimmed DFA whose
     state 0 is the start; states are numbered breadth-first over the vocabulary order."""
+    import importlib
+
     import greenery.fsm
     from greenery import parse
+    from greenery.charclass import DOT, Charclass
 
     check_pattern(pattern)
-    original = greenery.fsm.crawl
+    parse_module = importlib.import_module("greenery.parse")  # the package's `parse` attribute is the function
+    original, original_shorthand = greenery.fsm.crawl, parse_module.shorthand
     greenery.fsm.crawl = crawl_within(max_states, pattern)
+    # Python `re` without DOTALL: "." is any character but "\n" (greenery's "." is any character at all)
+    not_newline = ~Charclass((("\n", "\n"),))
+    parse_module.shorthand = {(not_newline if c == DOT else c): s for c, s in original_shorthand.items()}
     try:
         fsm = parse(pattern).to_fsm()
     except TooLargeError:
@@ -132,7 +141,7 @@ def compile_dfa(pattern: str, vocab: list[str] | None, max_states: int) -> tuple
     except Exception as e:  # greenery's own parse errors: name them in one line
         raise InputError(f"greenery cannot compile pattern {pattern!r}: {e}") from None
     finally:
-        greenery.fsm.crawl = original
+        greenery.fsm.crawl, parse_module.shorthand = original, original_shorthand
     live = {s for s in fsm.states if fsm.islive(s)}
     if vocab is None:
         outside = [c for s in live for c, d in fsm.map[s].items() if d in live and c.negated]
@@ -172,6 +181,35 @@ def compile_dfa(pattern: str, vocab: list[str] | None, max_states: int) -> tuple
     return vocab, trans, finals
 
 
+def parse_weights(weights):
+    """`weights` as given, or parsed from text (the command line's --weights): JSON ('{"c": 0.5}' or a table) or
+    'c=0.5,d=2'. Every weight must be a number (a string "2" is refused, not kept)."""
+    if isinstance(weights, str):
+        text = weights.strip()
+        if text.startswith(("{", "[")):
+            try:
+                weights = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise InputError(f"weights {text!r} is not valid JSON: {e}") from None
+        else:
+            weights = {}
+            for item in filter(None, (t.strip() for t in text.split(","))):
+                char, eq, value = item.rpartition("=")
+                if not eq or len(char) != 1:
+                    raise InputError(f"weights take 'c=0.5,d=2' (one character each) or JSON, got {text!r}")
+                try:
+                    weights[char] = float(value)
+                except ValueError:
+                    raise InputError(f"weight of {char!r} must be a number, got {value!r}") from None
+    if isinstance(weights, dict):
+        for c, w in weights.items():
+            if isinstance(w, bool) or not isinstance(w, numbers.Real):
+                raise InputError(f"weight of {c!r} must be a number, got {w!r}")
+    elif weights is not None and not isinstance(weights, (list, tuple, np.ndarray)):
+        raise InputError(f"weights must be a dict {{char: weight}}, a (states, vocab) table or text, got {weights!r}")
+    return weights
+
+
 class Regex(TokenSource):
     """The strings of exactly `length` tokens that fully match `pattern` (Python `re` syntax), each
     with probability 1 / #matches; tokens are single characters. With `weights` a string's
@@ -207,7 +245,7 @@ class Regex(TokenSource):
         vocab_list = None if vocab is None else list(vocab)
         self.vocab, self.transitions, self.finals = compile_dfa(pattern, vocab_list, max_states)
         self.vocab_arg = None if vocab is None else "".join(vocab_list)
-        self.weights = weights
+        self.weights = weights = parse_weights(weights)
         n_states, v = self.transitions.shape
         if length * n_states * v > MAX_TABLE:
             raise TooLargeError(
@@ -251,7 +289,13 @@ class Regex(TokenSource):
                 raise InputError(f"weights name characters {unknown} outside the vocabulary {self.vocab}")
             w = np.tile(np.array([float(weights.get(c, 1.0)) for c in self.vocab]), (n_states, 1))
         else:
-            w = np.asarray(weights, dtype=np.float64)
+            try:
+                w = np.asarray(weights)
+            except ValueError:
+                raise InputError("weights table rows have different lengths") from None
+            if w.dtype == bool or not np.issubdtype(w.dtype, np.number):
+                raise InputError(f"weights table entries must be numbers, got dtype {w.dtype}")
+            w = w.astype(np.float64)
             if w.shape != (n_states, v):
                 raise InputError(
                     f"weights table has shape {w.shape}, but the DFA has {n_states} states × {v} tokens "

@@ -112,8 +112,9 @@ def test_equality_if_else_and_boolean_logic():
     xs, ys = xs.ravel(), ys.ravel()
     assert np.array_equal(both_paths(lambda a, b: G.equal(a, b), {"a": xs, "b": ys}), (xs == ys).astype(float))
     cond, a, b = (np.array(v, float).ravel() for v in np.meshgrid([0, 1], [-1.5, 0.25, 7], [-2, 0.5, 3]))
-    assert np.allclose(both_paths(lambda c, a, b: G.if_else(c, a, b), {"c": cond, "a": a, "b": b}),
-                       np.where(cond == 1, a, b), atol=0)
+    assert np.allclose(
+        both_paths(lambda c, a, b: G.if_else(c, a, b), {"c": cond, "a": a, "b": b}), np.where(cond == 1, a, b), atol=0
+    )
     for m in range(1, 5):
         bits = np.array(list(itertools.product([0.0, 1.0], repeat=m))).T
         vals = {f"b{i}": bits[i] for i in range(m)}
@@ -127,8 +128,9 @@ def test_base_b_increment_every_digit_vector(base, k):
     digits = np.array(list(itertools.product(range(base), repeat=k)), float).T  # digits[0] most significant
     for when in (0.0, 1.0):
         vals = {f"d{i}": digits[i] for i in range(k)} | {"w": np.full(digits.shape[1], when)}
-        got = np.array([both_paths(lambda w, j=j, **d: G.increment(list(d.values()), base, w)[j], vals)
-                        for j in range(k)])
+        got = np.array(
+            [both_paths(lambda w, j=j, **d: G.increment(list(d.values()), base, w)[j], vals) for j in range(k)]
+        )
         number = sum(digits[i] * base ** (k - 1 - i) for i in range(k))
         nxt = (number + when) % base**k
         want = np.array([(nxt // base ** (k - 1 - i)) % base for i in range(k)])
@@ -437,8 +439,9 @@ def test_two_rounds_boost_of_boost(construction):
     n = 5
     src = Parity(3, n)
     d1, d2 = checker_rnn(src, 2), table_rnn(window_indicator((1, 0), 2).table, 2, 2)
-    rounds = boost_rounds(hmm_rnn(HMM2), [dict(D=d1, k=2, offset=1, eta=0.9), dict(D=d2, k=2, offset=0, eta=-0.6)],
-                          n, construction)
+    rounds = boost_rounds(
+        hmm_rnn(HMM2), [dict(D=d1, k=2, offset=1, eta=0.9), dict(D=d2, k=2, offset=0, eta=-0.6)], n, construction
+    )
     ref1 = boost(HMM2, d1.meta["python"], 2, offset=1, eta=0.9, length=n)
     ref2 = boost(ref1, d2.meta["python"], 2, offset=0, eta=-0.6, length=n)
     x = all_strings(2, n)
@@ -468,7 +471,10 @@ def test_sizes_per_round_linear_hidden_set_vs_two_copy_doubling():
     assert all(two_size[i + 1] >= 2 * two_size[i] for i in range(1, 4))  # doubling
     assert two_size[-1] > 2 * size[-1]
     assert lemma3_formula(construction="efficient", vocab=2, k=2, s_R=5, h_R=3, tau_R=1, s_D=8, h_D=6, tau_D=1) == {
-        "size": 5 + 3 + 8 + 6 + 4 + 11, "hidden": 3 + 6 + 4 + 5, "tau": 6 * 3 * 3}
+        "size": 5 + 3 + 8 + 6 + 4 + 11,
+        "hidden": 3 + 6 + 4 + 5,
+        "tau": 6 * 3 * 3,
+    }
 
 
 # ---- Lemma 12: fixed point with the re-derived bit budget ----------------------------------------------
@@ -542,8 +548,7 @@ def test_construct_run_writes_results_and_plots(tmp_path):
     from nextk.runs.construct import Config, draw, table
     from nextk.runs.construct import run as run_construct
 
-    cfg = Config(source_params={"block": 2, "length": 5}, rounds=2, execute_rounds=1, frac_bits=[12, 20],
-                 num_docs=64)
+    cfg = Config(source_params={"block": 2, "length": 5}, rounds=2, execute_rounds=1, frac_bits=[12, 20], num_docs=64)
     res = run_construct(cfg, tmp_path)
     assert read_json(tmp_path / "results.json") == res and (tmp_path / "config.json").is_file()
     first, second = res["rounds"]
@@ -566,8 +571,11 @@ def test_three_rounds_executed():
     n = 4
     d1, d2 = checker_rnn(Parity(2, n), 2), window_indicator((1, 1), 2)
     d3 = window_indicator((0, 1), 2)
-    spec = [dict(D=d1, k=2, offset=0, eta=0.9), dict(D=table_rnn(d2, 2, 2), k=2, offset=1, eta=-0.7),
-            dict(D=table_rnn(d3, 2, 2), k=2, offset=0, eta=0.4)]
+    spec = [
+        dict(D=d1, k=2, offset=0, eta=0.9),
+        dict(D=table_rnn(d2, 2, 2), k=2, offset=1, eta=-0.7),
+        dict(D=table_rnn(d3, 2, 2), k=2, offset=0, eta=0.4),
+    ]
     b3 = boost_rounds(hmm_rnn(HMM2), spec, n)[-1]
     ref = HMM2
     for s, d in zip(spec, (d1.meta["python"], d2, d3)):

@@ -42,7 +42,7 @@ class Factorization(TokenSource):
     pairs (d ≤ 4) and refuse beyond.
 
     >>> src = Factorization(digits=1)                       # primes 2, 3, 5, 7: π = 4
-    >>> src.length, src.decode(src.encode("35=7*5."))
+    >>> src.length, src.decode(src.encode("35=7*5"))
     (6, '35=7*5')
     >>> round(src.log_prob(src.encode("35=7*5")).exp().item() * 16, 9)      # 2/16
     2.0

@@ -73,6 +73,15 @@ def barrier_sampling(rows: list[dict]) -> dict:
     )
 
 
+def rate_check(head: str, claimed: dict | None, other: dict | None, wrong: str, right: str) -> dict:
+    """One valid-rate comparison (the claimed side's rate above the other's) as a check: the pooled two-proportion
+    test's p-values in the sentence; no sample count, no test."""
+    test = two_rates(claimed, other)
+    p_wrong, p_right = test or (1.0, 1.0)
+    sentence = f"{head}; p({wrong}) = {p_wrong:.3g}, p({right}) = {p_right:.3g}"
+    return check(sentence, p_wrong, p_right, premise="" if test else "no sample count")
+
+
 def barrier_learning(rows: list[dict]) -> dict:
     checks, context = [], []
     for r in barrier_rows(rows, "learning"):
@@ -81,13 +90,8 @@ def barrier_learning(rows: list[dict]) -> dict:
             context.append(f"context, counted neither way: d = {r.get('digits')}: excess loss product-first "
                            f"{iv(pf)} vs factors-first {iv(ff)}")  # fmt: skip
             continue
-        test = two_rates(ff, pf)
-        p_wrong, p_right = test or (1.0, 1.0)
-        sentence = (
-            f"d = {r.get('digits')}: valid rate factors-first {iv(ff, '.3f')} vs product-first {iv(pf, '.3f')}; "
-            f"p(product-first higher) = {p_wrong:.3g}, p(factors-first higher) = {p_right:.3g}"
-        )
-        checks.append(check(sentence, p_wrong, p_right, premise="" if test else "no sample count"))
+        head = f"d = {r.get('digits')}: valid rate factors-first {iv(ff, '.3f')} vs product-first {iv(pf, '.3f')}"
+        checks.append(rate_check(head, ff, pf, "product-first higher", "factors-first higher"))
     return conclude(
         "barrier_learning",
         "Barrier: the factors-first order is learned better than product-first",
@@ -113,13 +117,8 @@ def barrier_hidden(rows: list[dict]) -> dict:
             continue
         var, plain = est(r, "variant_validity"), est(r, "plain_validity")
         bars.append({"variant": r.get("variant"), "validity": var, "plain": plain})
-        test = two_rates(var, plain)
-        p_wrong, p_right = test or (1.0, 1.0)
-        sentence = (
-            f"{r.get('variant')}: valid rate {iv(var, '.3f')} vs plain {iv(plain, '.3f')}; p(lower) = "
-            f"{p_wrong:.3g}, p(higher) = {p_right:.3g}"
-        )
-        checks.append(check(sentence, p_wrong, p_right, premise="" if test else "no sample count"))
+        head = f"{r.get('variant')}: valid rate {iv(var, '.3f')} vs plain {iv(plain, '.3f')}"
+        checks.append(rate_check(head, var, plain, "lower", "higher"))
     return conclude(
         "barrier_hidden",
         "Barrier: a hidden stream or a seed prefix beats the plain model",

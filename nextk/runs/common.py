@@ -173,6 +173,7 @@ def check_trained_on(checkpoint: str, name: str, source, allow: bool, log) -> di
     """A checkpoint is measured (eval) or boosted (boost) on the source it was trained on: another source or
     other parameters are refused, naming both, unless `allow` (--allow-other-source), which logs a warning.
     Returns what the checkpoint's folder records (None when it records nothing)."""
+    from nextk.measure import check_vocab
     from nextk.sources import make_source
 
     origin = trained_on(checkpoint)
@@ -182,11 +183,13 @@ def check_trained_on(checkpoint: str, name: str, source, allow: bool, log) -> di
     origin_params = trained.params
     if (origin["source"], origin_params) != (name, source.params):
         msg = f"{checkpoint} was trained on {origin['source']} {origin_params}, not {name} {source.params}"
-        if list(trained.vocab) != list(source.vocab):  # token ids would mean other characters: never allowed
+        try:  # token ids that would mean other tokens are never allowed: the one rule of measure.check_vocab
+            check_vocab(trained, source, "the checkpoint's training source against this one")
+        except InputError as e:
             raise InputError(
-                f"{msg}; its token names {trained.vocab} differ from the source's {source.vocab}, so its token ids "
-                "mean other tokens there (refused even with --allow-other-source)"
-            )
+                f"{msg}; its token names {trained.vocab}, the source's {source.vocab}: {e} (token ids would mean "
+                "other tokens there; refused even with --allow-other-source)"
+            ) from None
         if not allow:
             raise InputError(msg + "; pass --allow-other-source to use it there anyway")
         log(f"[yellow]warning:[/yellow] {escape(msg)}")
